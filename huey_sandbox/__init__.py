@@ -1,0 +1,1 @@
+"""A local Caspio REST API with synthetic Huey data."""

@@ -1,0 +1,299 @@
+"""Caspio field metadata: type names, JSON schema, and the conversion of each value."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tzlocal.windows_tz import win_tz
+
+PK_ID = "PK_ID"
+
+STRING_TYPES = frozenset(
+    {
+        "STRING",
+        "TEXT",
+        "FILE",
+        "ATTACHMENT",
+        "RANDOM ID",
+        "PREFIXED AUTONUMBER",
+        "GUID",
+    }
+)
+INTEGER_TYPES = frozenset({"INTEGER", "AUTONUMBER"})
+NUMBER_TYPES = frozenset({"NUMBER", "CURRENCY"})
+DATETIME_TYPES = frozenset({"DATE/TIME", "TIMESTAMP"})
+LIST_TYPES = {"LIST-STRING": "STRING", "LIST-NUMBER": "NUMBER", "LIST-DATE/TIME": "DATE/TIME"}
+HIDDEN_TYPES = frozenset({"PASSWORD"})
+
+_CASPIO_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?$")
+_DATE_ONLY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+def normalise_type(raw: str | None) -> str:
+    """Caspio's type token in one spelling: `RANDOM_ID`, `RandomID` and `RANDOM ID` alike.
+
+    Args:
+        raw: the `Type` of a field description.
+
+    Returns:
+        The upper-case token with words separated by single spaces, `/` and `-` kept.
+    """
+    text = (raw or "STRING").strip().upper().replace("_", " ")
+    text = re.sub(r"\s*([/-])\s*", r"\1", text)
+    text = re.sub(r"\s+", " ", text)
+    compact = text.replace(" ", "")
+    aliases = {
+        "RANDOMID": "RANDOM ID",
+        "PREFIXEDAUTONUMBER": "PREFIXED AUTONUMBER",
+        "DATETIME": "DATE/TIME",
+        "DATE/TIME": "DATE/TIME",
+        "YESNO": "YES/NO",
+        "YES/NO": "YES/NO",
+        "LISTSTRING": "LIST-STRING",
+        "LIST-STRING": "LIST-STRING",
+        "LISTNUMBER": "LIST-NUMBER",
+        "LIST-NUMBER": "LIST-NUMBER",
+        "LISTDATETIME": "LIST-DATE/TIME",
+        "LIST-DATETIME": "LIST-DATE/TIME",
+        "LIST-DATE/TIME": "LIST-DATE/TIME",
+        "AUTONUMBER": "AUTONUMBER",
+    }
+    return aliases.get(compact, text)
+
+
+def zone_from_caspio(name: str | None, fallback: ZoneInfo) -> ZoneInfo:
+    """The IANA zone for a TIMESTAMP field's `TimeZone`, a Windows zone id or an IANA name.
+
+    Args:
+        name: the field's `TimeZone`, such as `Pacific Standard Time`.
+        fallback: the zone to use when the field names none.
+
+    Returns:
+        The zone, or `fallback` when `name` is empty.
+
+    Raises:
+        ValueError: when the name is neither a Windows nor an IANA zone.
+    """
+    if not name:
+        return fallback
+    iana = win_tz.get(name.strip(), name.strip())
+    if iana.upper() in ("UTC", "COORDINATED UNIVERSAL TIME"):
+        iana = "UTC"
+    try:
+        return ZoneInfo(iana)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r}") from error
+
+
+def parse_caspio_datetime(text: str) -> datetime:
+    """A naive date-time from Caspio's `2020-10-07T04:54:19[.607]` form.
+
+    Raises:
+        ValueError: when the text is not such a date-time, or names a day that does not exist.
+    """
+    text = text.strip()
+    match = _CASPIO_DATETIME.match(text)
+    if match:
+        year, month, day, hour, minute, second, fraction = match.groups()
+        micro = int((fraction or "0").ljust(6, "0")[:6])
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro)
+    match = _DATE_ONLY.match(text)
+    if match:
+        return datetime(*map(int, match.groups()))
+    raise ValueError(f"{text!r} is not a Caspio date-time")
+
+
+def to_rfc3339(moment: datetime) -> str:
+    """An aware date-time as RFC 3339, with microseconds only when there are any."""
+    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+
+
+def where_literal(moment: datetime) -> str:
+    """A naive date-time as a `q.where` literal in the form Caspio accepts."""
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    if moment.microsecond:
+        text += f".{moment.microsecond // 1000:03d}"
+    return f"'{text}'"
+
+
+@dataclass(frozen=True)
+class CaspioField:
+    """One field of a view, as the tap needs it.
+
+    Attributes:
+        name: the field name, as records spell it.
+        type: the normalised Caspio type.
+        unique: whether Caspio enforces unique values.
+        display_order: the field's position in the view.
+        zone: the zone its DATE/TIME or TIMESTAMP values are in.
+        on_update: whether Caspio stamps the field on every update (TIMESTAMP only).
+        description: the field's description or label, for the catalog.
+    """
+
+    name: str
+    type: str
+    unique: bool = False
+    display_order: int = 0
+    zone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    on_update: bool = False
+    description: str | None = None
+
+    @classmethod
+    def from_metadata(cls, described: Mapping[str, Any], default_zone: ZoneInfo) -> CaspioField:
+        """Build from one entry of `GET /views/{name}/fields`."""
+        type_ = normalise_type(described.get("Type"))
+        zone = default_zone
+        if type_ == "TIMESTAMP":
+            zone = zone_from_caspio(described.get("TimeZone"), default_zone)
+        return cls(
+            name=str(described["Name"]),
+            type=type_,
+            unique=bool(described.get("Unique")),
+            display_order=int(described.get("DisplayOrder") or 0),
+            zone=zone,
+            on_update=bool(described.get("OnUpdate")),
+            description=described.get("Description") or described.get("Label") or None,
+        )
+
+    @property
+    def hidden(self) -> bool:
+        """Whether the field never appears in records (PASSWORD)."""
+        return self.type in HIDDEN_TYPES
+
+    @property
+    def is_datetime(self) -> bool:
+        """Whether values are date-times."""
+        return self.type in DATETIME_TYPES
+
+    def json_schema(self) -> dict[str, Any]:
+        """The field's JSON schema; every property is nullable."""
+        schema = _scalar_schema(self.type)
+        if self.type in LIST_TYPES:
+            items = _scalar_schema(LIST_TYPES[self.type])
+            items["type"] = [items["type"], "null"]
+            schema = {"type": "array", "items": items}
+        schema["type"] = [schema["type"], "null"]
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+    def converter(self) -> Callable[[Any], Any]:
+        """A function that turns one raw JSON or XML value into the value the tap emits."""
+        if self.type in LIST_TYPES:
+            item = CaspioField(self.name, LIST_TYPES[self.type], zone=self.zone).converter()
+            return lambda value: _convert_list(value, item)
+        if self.type in DATETIME_TYPES:
+            zone = self.zone
+            return lambda value: _convert_datetime(value, zone)
+        if self.type in INTEGER_TYPES:
+            return _convert_integer
+        if self.type in NUMBER_TYPES:
+            return _convert_number
+        if self.type == "YES/NO":
+            return _convert_boolean
+        return _convert_text
+
+    def literal(self, raw: Any) -> str:
+        """A raw value of this field as a `q.where` literal."""
+        if raw is None:
+            return "NULL"
+        if self.is_datetime:
+            return where_literal(parse_caspio_datetime(str(raw)))
+        if self.type == "YES/NO":
+            return "1" if _convert_boolean(raw) else "0"
+        if self.type in INTEGER_TYPES | NUMBER_TYPES and not isinstance(raw, str):
+            return str(raw)
+        return "N'" + str(raw).replace("'", "''") + "'"
+
+
+def _scalar_schema(type_: str) -> dict[str, Any]:
+    if type_ in INTEGER_TYPES:
+        return {"type": "integer"}
+    if type_ in NUMBER_TYPES:
+        return {"type": "number"}
+    if type_ in DATETIME_TYPES:
+        return {"type": "string", "format": "date-time"}
+    if type_ == "YES/NO":
+        return {"type": "boolean"}
+    return {"type": "string"}
+
+
+def _convert_text(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _convert_integer(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    number = Decimal(str(value).strip())
+    if number != number.to_integral_value():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def _convert_number(value: Any) -> Decimal | int | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, Decimal)):
+        return value
+    try:
+        return Decimal(str(value).strip())
+    except InvalidOperation as error:
+        raise ValueError(f"{value!r} is not a number") from error
+
+
+def _convert_boolean(value: Any) -> bool | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "y"):
+        return True
+    if text in ("false", "0", "no", "n"):
+        return False
+    raise ValueError(f"{value!r} is not a YES/NO value")
+
+
+def _convert_datetime(value: Any, zone: ZoneInfo) -> str | None:
+    if value is None or value == "":
+        return None
+    moment = parse_caspio_datetime(str(value)).replace(tzinfo=zone)
+    if zone.key == "UTC":
+        moment = moment.replace(tzinfo=timezone.utc)
+    return to_rfc3339(moment)
+
+
+def _item_order(key: str) -> tuple[int, Any]:
+    try:
+        return (0, int(key))
+    except ValueError:
+        return (1, key)
+
+
+def _convert_list(value: Any, item: Callable[[Any], Any]) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        return [item(value[key]) for key in sorted(value, key=lambda k: _item_order(str(k)))]
+    if isinstance(value, list):
+        return [item(v) for v in value]
+    if value == "":
+        return []
+    raise ValueError(f"{value!r} is not a Caspio list")

@@ -1,0 +1,37 @@
+"""Shared fixtures: a sandbox on a free loopback port, and a tap config pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from huey_sandbox.server import SandboxServer
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[SandboxServer]:
+    """A shared sandbox for tests that neither mutate data nor script faults."""
+    with SandboxServer(rows=2500, seed=11) as server:
+        yield server
+
+
+@pytest.fixture
+def fresh_sandbox() -> Iterator[SandboxServer]:
+    """A sandbox of its own, for tests that change data or inject faults."""
+    with SandboxServer(rows=600, seed=5) as server:
+        yield server
+
+
+def tap_config(server: SandboxServer, **overrides: Any) -> dict[str, Any]:
+    """A tap config for a sandbox, with fast retries."""
+    config: dict[str, Any] = {
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        "api_url": server.url,
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.05,
+    }
+    config.update(overrides)
+    return config
