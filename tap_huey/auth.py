@@ -34,7 +34,8 @@ class CaspioAuthenticator(OAuthAuthenticator):
         client_id: the web services profile's client id.
         client_secret: its secret.
         auth_style: `body` to send the credentials in the form, `basic` for an HTTP Basic header.
-        session: the HTTP session shared with the data requests.
+        session: a session of its own for token calls (the data session carries this
+            authenticator as its `auth`, which must not apply to token calls).
         policy: the retry policy for token calls.
         timeout: seconds to wait for the token endpoint.
         user_agent: the User-Agent header.
@@ -122,7 +123,9 @@ class CaspioAuthenticator(OAuthAuthenticator):
     @override
     def update_access_token(self) -> None:
         with self._lock:
-            replacing = _fingerprint(self.access_token) in self._rejected or self.access_token is None
+            replacing = (
+                _fingerprint(self.access_token) in self._rejected or self.access_token is None
+            )
             after_rejection = bool(self._rejected)
             token = None
             if self.refresh_token:
@@ -133,7 +136,9 @@ class CaspioAuthenticator(OAuthAuthenticator):
                 )
             if token is None:
                 headers = {"Authorization": self._basic_header} if self._style == "basic" else {}
-                token = self._request_token(self.oauth_request_body, headers, tolerate_refusal=False)
+                token = self._request_token(
+                    self.oauth_request_body, headers, tolerate_refusal=False
+                )
             assert token is not None
             self.access_token = str(token["access_token"])
             self.refresh_token = token.get("refresh_token") or self.refresh_token
@@ -172,10 +177,15 @@ class CaspioAuthenticator(OAuthAuthenticator):
                     return token
             except ValueError:
                 pass
-            raise HueyError(f"Caspio's token endpoint {self.auth_endpoint} answered without an access token.")
+            raise HueyError(
+                f"Caspio's token endpoint {self.auth_endpoint} answered without an access token."
+            )
         problem = read_problem(response)
         if tolerate_refusal:
-            self.logger.warning("Refresh token refused (%s); requesting a new token with client credentials.", problem.describe())
+            self.logger.warning(
+                "Refresh token refused (%s); requesting a new token with client credentials.",
+                problem.describe(),
+            )
             self.refresh_token = None
             return None
         raise HueyError(_refusal_message(self.auth_endpoint, problem, self._style))

@@ -58,7 +58,7 @@ class CaspioClient:
             client_id=settings.client_id,
             client_secret=settings.client_secret,
             auth_style=settings.auth_style,
-            session=self.session,
+            session=requests.Session(),
             policy=self.policy,
             timeout=settings.request_timeout,
             user_agent=user_agent(),
@@ -80,7 +80,8 @@ class CaspioClient:
         except TokenRejected as error:
             if self.authenticator.reject(response.request):
                 raise CaspioAPIError(
-                    f"{error.problem.describe()}; it came again with a newly issued token", error.problem
+                    f"{error.problem.describe()}; it came again with a newly issued token",
+                    error.problem,
                 ) from None
             self.logger.warning(
                 "Caspio refused the access token (%s); renewing it and retrying the same request.",
@@ -99,7 +100,9 @@ class CaspioClient:
                 headers={"Accept": "application/json"},
             )
             prepared = self.authenticator(self.session.prepare_request(request))
-            response = self.session.send(prepared, timeout=self.settings.request_timeout, allow_redirects=False)
+            response = self.session.send(
+                prepared, timeout=self.settings.request_timeout, allow_redirects=False
+            )
             self.validate(response)
             try:
                 body = json.loads(response.content, parse_float=Decimal)
@@ -112,7 +115,9 @@ class CaspioClient:
         try:
             return self.policy.wrap(attempt, self.logger, lambda: what)()
         except CaspioAPIError as error:
-            raise CaspioAPIError(f"Reading {what} failed: {error} {hint(error.problem)}".strip(), error.problem) from None
+            raise CaspioAPIError(
+                f"Reading {what} failed: {error} {hint(error.problem)}".strip(), error.problem
+            ) from None
         except RETRIED_EXCEPTIONS as error:
             raise HueyError(
                 f"Reading {what} failed after {self.settings.max_retries} retries: {describe_failure(error)}. "
@@ -131,12 +136,18 @@ class CaspioClient:
     def sample(self, view: str, size: int) -> list[dict[str, Any]]:
         """The first records of a view, to infer its schema on v2."""
         params = {"q.pageNumber": 1, "q.pageSize": size}
-        return list(self.get_result(view_path(view, "records"), params, what=f"sample records of view '{view}'"))
+        return list(
+            self.get_result(
+                view_path(view, "records"), params, what=f"sample records of view '{view}'"
+            )
+        )
 
     def count(self, view: str, where: str | None) -> int:
         """Caspio's own count of a view's rows matching `where`."""
         params: dict[str, Any] = {"q.select": "COUNT(*) AS n"}
         if where:
             params["q.where"] = where
-        rows = self.get_result(view_path(view, "records"), params, what=f"the row count of view '{view}'")
+        rows = self.get_result(
+            view_path(view, "records"), params, what=f"the row count of view '{view}'"
+        )
         return int(rows[0]["n"]) if rows else 0

@@ -154,7 +154,9 @@ def classify(response: requests.Response) -> None:
     if response.status_code < 300:
         return
     problem = read_problem(response)
-    if response.status_code in RETRIED_STATUSES or (response.status_code == 400 and is_rate_limit(problem)):
+    if response.status_code in RETRIED_STATUSES or (
+        response.status_code == 400 and is_rate_limit(problem)
+    ):
         raise RetriableCaspioError(problem, response)
     if response.status_code == 401 or is_stale_token(problem):
         raise TokenRejected(problem, response)

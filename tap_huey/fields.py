@@ -31,7 +31,9 @@ DATETIME_TYPES = frozenset({"DATE/TIME", "TIMESTAMP"})
 LIST_TYPES = {"LIST-STRING": "STRING", "LIST-NUMBER": "NUMBER", "LIST-DATE/TIME": "DATE/TIME"}
 HIDDEN_TYPES = frozenset({"PASSWORD"})
 
-_CASPIO_DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?$")
+_CASPIO_DATETIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,7}))?)?$"
+)
 _DATE_ONLY = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
@@ -102,7 +104,9 @@ def parse_caspio_datetime(text: str) -> datetime:
     if match:
         year, month, day, hour, minute, second, fraction = match.groups()
         micro = int((fraction or "0").ljust(6, "0")[:6])
-        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro)
+        return datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro
+        )
     match = _DATE_ONLY.match(text)
     if match:
         return datetime(*map(int, match.groups()))

@@ -35,7 +35,9 @@ def describe_failure(error: BaseException) -> str:
         return str(error)
     if isinstance(error, requests.exceptions.Timeout):
         return "the request timed out"
-    if isinstance(error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+    if isinstance(
+        error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    ):
         return "the response was cut short"
     if isinstance(error, (requests.exceptions.ConnectionError, ConnectionResetError)):
         return "the connection failed or was dropped"
@@ -74,7 +76,9 @@ class RetryPolicy:
             attempt += 1
             error = yield self.wait(error, attempt)
 
-    def wrap(self, func: Callable[..., T], logger: logging.Logger, what: Callable[[], str]) -> Callable[..., T]:
+    def wrap(
+        self, func: Callable[..., T], logger: logging.Logger, what: Callable[[], str]
+    ) -> Callable[..., T]:
         """`func`, retried on transient failures, with one WARNING line per retry.
 
         Args:

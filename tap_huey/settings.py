@@ -15,14 +15,26 @@ DEFAULT_API_URL = "https://c2axa376.caspio.com"
 API_BASES = {"v3": "/integrations/rest/v3", "v2": "/rest/v2"}
 
 VIEW_OVERRIDE = th.ObjectType(
-    th.Property("primary_keys", th.ArrayType(th.StringType), description="Fields that identify a row."),
-    th.Property("replication_key", th.StringType, description="A field whose value grows on every change."),
-    th.Property("where", th.StringType, description="A filter passed to Caspio's `q.where`, in T-SQL."),
+    th.Property(
+        "primary_keys", th.ArrayType(th.StringType), description="Fields that identify a row."
+    ),
+    th.Property(
+        "replication_key", th.StringType, description="A field whose value grows on every change."
+    ),
+    th.Property(
+        "where", th.StringType, description="A filter passed to Caspio's `q.where`, in T-SQL."
+    ),
     additional_properties=False,
 )
 
 CONFIG_SCHEMA = th.PropertiesList(
-    th.Property("client_id", th.StringType, required=True, title="Client ID", description="The web services profile's Client ID."),
+    th.Property(
+        "client_id",
+        th.StringType,
+        required=True,
+        title="Client ID",
+        description="The web services profile's Client ID.",
+    ),
     th.Property(
         "client_secret",
         th.StringType,
@@ -147,7 +159,9 @@ def _check_url(name: str, value: str, errors: list[str]) -> None:
     if parts.scheme not in ("https", "http") or not parts.hostname:
         errors.append(f"{name} must be a URL such as https://<account>.caspio.com, not {value!r}.")
     elif parts.scheme == "http" and not is_loopback(parts.hostname):
-        errors.append(f"{name} must use HTTPS ({value!r} is plain HTTP, allowed only for loopback addresses).")
+        errors.append(
+            f"{name} must use HTTPS ({value!r} is plain HTTP, allowed only for loopback addresses)."
+        )
     elif parts.username or parts.password or parts.query:
         errors.append(f"{name} must not hold credentials or a query string.")
 
@@ -191,7 +205,9 @@ class Settings:
     def override(self, view: str) -> ViewOverride:
         """The overrides for a view, its name matched case-insensitively."""
         lowered = view.lower()
-        return next((o for name, o in self.overrides.items() if name.lower() == lowered), ViewOverride())
+        return next(
+            (o for name, o in self.overrides.items() if name.lower() == lowered), ViewOverride()
+        )
 
 
 def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
@@ -211,7 +227,9 @@ def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"timezone {zone_name!r} is not an IANA time zone such as 'America/New_York'.")
+        errors.append(
+            f"timezone {zone_name!r} is not an IANA time zone such as 'America/New_York'."
+        )
     page_size = config.get("page_size", 1000)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 5 <= page_size <= 1000:
         errors.append(f"page_size must be a whole number from 5 to 1000, not {page_size!r}.")
@@ -226,13 +244,17 @@ def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
     overrides = {}
     for view, raw in (config.get("view_overrides") or {}).items():
         if not isinstance(raw, dict):
-            errors.append(f"view_overrides.{view} must be an object with primary_keys, replication_key or where.")
+            errors.append(
+                f"view_overrides.{view} must be an object with primary_keys, replication_key or where."
+            )
             continue
         keys = raw.get("primary_keys") or []
         if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
             errors.append(f"view_overrides.{view}.primary_keys must be a list of field names.")
             keys = []
-        overrides[view] = ViewOverride(tuple(keys), raw.get("replication_key") or None, raw.get("where") or None)
+        overrides[view] = ViewOverride(
+            tuple(keys), raw.get("replication_key") or None, raw.get("where") or None
+        )
     views = config.get("views") or []
     if not isinstance(views, list) or not all(isinstance(v, str) and v.strip() for v in views):
         errors.append("views must be a list of view names.")

@@ -45,7 +45,9 @@ class ViewStream(RESTStream[PageToken]):
         self.view = view
         self.client = client
         self.settings = client.settings
-        self._converters: dict[str, Callable[[Any], Any]] = {f.name: f.converter() for f in view.fields}
+        self._converters: dict[str, Callable[[Any], Any]] = {
+            f.name: f.converter() for f in view.fields
+        }
         super().__init__(tap=tap, name=view.name, schema=view.schema())
         self.primary_keys = list(view.primary_keys)
         self.replication_key = view.replication_key
@@ -116,9 +118,15 @@ class ViewStream(RESTStream[PageToken]):
         """Rows after `after` in the `q.orderBy` order: a lexicographic keyset bound."""
         alternatives = []
         for position, column in enumerate(self.view.order):
-            equal = [self._compare(c, "=", after[i]) for i, c in enumerate(self.view.order[:position])]
+            equal = [
+                self._compare(c, "=", after[i]) for i, c in enumerate(self.view.order[:position])
+            ]
             alternatives.append(" AND ".join([*equal, self._compare(column, ">", after[position])]))
-        return " OR ".join(f"({a})" for a in alternatives) if len(alternatives) > 1 else alternatives[0]
+        return (
+            " OR ".join(f"({a})" for a in alternatives)
+            if len(alternatives) > 1
+            else alternatives[0]
+        )
 
     def _compare(self, column: str, operator: str, raw: Any) -> str:
         if raw is None:
@@ -139,26 +147,36 @@ class ViewStream(RESTStream[PageToken]):
         params["q.pageSize"] = self.settings.page_size
         if self.settings.api_version == "v3" and token.number == 1 and token.after is None:
             params["q.getPaginationInfo"] = "true"
-        return HTTPRequest(url=self.get_url(page.stream_context), headers=self.http_headers, params=params)
+        return HTTPRequest(
+            url=self.get_url(page.stream_context), headers=self.http_headers, params=params
+        )
 
     @override
     def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
         return self._parse(response)[0]
 
-    def _parse(self, response: requests.Response) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def _parse(
+        self, response: requests.Response
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if self.settings.response_format == "xml":
             return parse_records(response.content)
         try:
             body = json.loads(response.content, parse_float=Decimal)
         except ValueError as error:
-            raise BadPayload(f"Caspio sent a body that is not JSON ({len(response.content)} bytes)") from error
+            raise BadPayload(
+                f"Caspio sent a body that is not JSON ({len(response.content)} bytes)"
+            ) from error
         if not isinstance(body, dict) or not isinstance(body.get("Result"), list):
             raise BadPayload("Caspio's answer has no Result list")
         return body["Result"], body.get("Pagination")
 
-    def _fetch(self, context: Context | None, token: PageToken) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    def _fetch(
+        self, context: Context | None, token: PageToken
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """One page: build, send, class and parse; retried as a whole by the caller."""
-        http_request = self.get_http_request(page=PageContext(stream_context=context, next_page_token=token))
+        http_request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=token)
+        )
         prepared = self.build_prepared_request(
             method=http_request.method,
             url=http_request.url,
@@ -193,7 +211,9 @@ class ViewStream(RESTStream[PageToken]):
     def _fail(self, error: BaseException) -> HueyError:
         page = f"view '{self.name}', page {self._page_number}"
         if isinstance(error, CaspioAPIError):
-            return CaspioAPIError(f"Reading {page} failed: {error} {hint(error.problem)}".strip(), error.problem)
+            return CaspioAPIError(
+                f"Reading {page} failed: {error} {hint(error.problem)}".strip(), error.problem
+            )
         problem = getattr(error, "problem", None)
         return CaspioAPIError(
             f"Reading {page} failed after {self.settings.max_retries} retries: {describe_failure(error)}. "
@@ -204,7 +224,9 @@ class ViewStream(RESTStream[PageToken]):
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         self._start_filter = self._bookmark_filter(context)
-        fetch = self.client.policy.wrap(self._fetch, self.logger, lambda: f"view '{self.name}' page {self._page_number}")
+        fetch = self.client.policy.wrap(
+            self._fetch, self.logger, lambda: f"view '{self.name}' page {self._page_number}"
+        )
         keyset = self.settings.paging == "keyset"
         self.logger.info(
             "View '%s': reading ordered by %s with %s paging%s.",
@@ -245,7 +267,9 @@ class ViewStream(RESTStream[PageToken]):
             yield from records
             rows += len(records)
             if self._page_number % PROGRESS_EVERY_PAGES == 0:
-                self.logger.info("View '%s': %d rows in %d pages so far.", self.name, rows, self._page_number)
+                self.logger.info(
+                    "View '%s': %d rows in %d pages so far.", self.name, rows, self._page_number
+                )
             if len(keys) < self.settings.page_size:
                 break
             previous = set(keys)
@@ -256,7 +280,11 @@ class ViewStream(RESTStream[PageToken]):
                 token = PageToken(number=token.number + 1)
         self._check_complete(rows, expected)
         self.logger.info(
-            "View '%s': %d rows in %d pages, %.1f s.", self.name, rows, self._page_number, time.monotonic() - started
+            "View '%s': %d rows in %d pages, %.1f s.",
+            self.name,
+            rows,
+            self._page_number,
+            time.monotonic() - started,
         )
 
     def _check_complete(self, rows: int, expected: int | None) -> None:
@@ -265,7 +293,12 @@ class ViewStream(RESTStream[PageToken]):
         if expected is None:
             expected = self.client.count(self.name, where)
         if rows >= expected:
-            self.logger.info("View '%s': read %d rows; Caspio counted %d at the start.", self.name, rows, expected)
+            self.logger.info(
+                "View '%s': read %d rows; Caspio counted %d at the start.",
+                self.name,
+                rows,
+                expected,
+            )
             return
         now = self.client.count(self.name, where)
         if rows >= now:
@@ -283,7 +316,9 @@ class ViewStream(RESTStream[PageToken]):
         )
 
     @override
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any] | None:
+    def post_process(
+        self, row: dict[str, Any], context: Context | None = None
+    ) -> dict[str, Any] | None:
         record: dict[str, Any] = {}
         for name, convert in self._converters.items():
             try:

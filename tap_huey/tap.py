@@ -18,7 +18,13 @@ from tap_huey.errors import HueyConfigError, HueyError
 from tap_huey.fields import CaspioField
 from tap_huey.settings import CONFIG_SCHEMA, Settings, load_settings
 from tap_huey.streams import ViewStream
-from tap_huey.views import V2_SAMPLE_SIZE, ViewSpec, build_view, fields_from_metadata, fields_from_sample
+from tap_huey.views import (
+    V2_SAMPLE_SIZE,
+    ViewSpec,
+    build_view,
+    fields_from_metadata,
+    fields_from_sample,
+)
 
 
 @contextmanager
@@ -47,7 +53,9 @@ class TapHuey(Tap):
         """The validated settings."""
         settings, errors = load_settings(dict(self.config))
         if settings is None:
-            raise ConfigValidationError("Config validation failed", errors=errors, schema=self.config_jsonschema)
+            raise ConfigValidationError(
+                "Config validation failed", errors=errors, schema=self.config_jsonschema
+            )
         return settings
 
     @cached_property
@@ -61,7 +69,9 @@ class TapHuey(Tap):
         if not errors:
             _, errors = load_settings(dict(self.config))
             if errors and raise_errors:
-                raise ConfigValidationError("Config validation failed", errors=errors, schema=self.config_jsonschema)
+                raise ConfigValidationError(
+                    "Config validation failed", errors=errors, schema=self.config_jsonschema
+                )
         return errors
 
     def _wanted_views(self, listed: list[str]) -> list[str]:
@@ -89,10 +99,18 @@ class TapHuey(Tap):
     def describe_view(self, name: str) -> ViewSpec:
         """Read a view's field metadata (v3) or infer it from sample records (v2)."""
         if self.settings.api_version == "v3":
-            fields: list[CaspioField] = fields_from_metadata(self.client.fields(name), self.settings)
+            fields: list[CaspioField] = fields_from_metadata(
+                self.client.fields(name), self.settings
+            )
             return build_view(name, fields, self.settings, inferred=False, unique_known=True)
         sample = self.client.sample(name, V2_SAMPLE_SIZE)
-        return build_view(name, fields_from_sample(sample, self.settings), self.settings, inferred=True, unique_known=False)
+        return build_view(
+            name,
+            fields_from_sample(sample, self.settings),
+            self.settings,
+            inferred=True,
+            unique_known=False,
+        )
 
     @override
     def discover_streams(self) -> Sequence[Stream]:

@@ -63,11 +63,15 @@ def _resolve(name: str, fields: list[CaspioField], view: str, setting: str) -> s
         return PK_ID
     if match is None:
         known = ", ".join(f.name for f in fields)
-        raise HueyConfigError(f"view_overrides.{view}.{setting} names {name!r}, which view '{view}' does not have. Its fields: {known}.")
+        raise HueyConfigError(
+            f"view_overrides.{view}.{setting} names {name!r}, which view '{view}' does not have. Its fields: {known}."
+        )
     return match
 
 
-def build_view(name: str, fields: list[CaspioField], settings: Settings, *, inferred: bool, unique_known: bool) -> ViewSpec:
+def build_view(
+    name: str, fields: list[CaspioField], settings: Settings, *, inferred: bool, unique_known: bool
+) -> ViewSpec:
     """Choose keys and the replication key for a view and fix its field list."""
     override = settings.override(name)
     visible = sorted((f for f in fields if not f.hidden), key=lambda f: f.display_order)
@@ -84,8 +88,14 @@ def build_view(name: str, fields: list[CaspioField], settings: Settings, *, infe
         replication_key = stamped.name if stamped else None
     select_pk_id = PK_ID in keys and all(f.name != PK_ID for f in visible)
     if select_pk_id:
-        visible.append(CaspioField(PK_ID, "STRING", unique=True, display_order=10**6, description="Caspio's row id"))
-    return ViewSpec(name, tuple(visible), keys, replication_key, override.where, select_pk_id, inferred)
+        visible.append(
+            CaspioField(
+                PK_ID, "STRING", unique=True, display_order=10**6, description="Caspio's row id"
+            )
+        )
+    return ViewSpec(
+        name, tuple(visible), keys, replication_key, override.where, select_pk_id, inferred
+    )
 
 
 def fields_from_metadata(described: list[dict[str, Any]], settings: Settings) -> list[CaspioField]:
@@ -94,7 +104,15 @@ def fields_from_metadata(described: list[dict[str, Any]], settings: Settings) ->
     for entry in described:
         field = CaspioField.from_metadata(entry, settings.zone)
         if entry.get("UniqueAllowNulls"):
-            field = CaspioField(field.name, field.type, False, field.display_order, field.zone, field.on_update, field.description)
+            field = CaspioField(
+                field.name,
+                field.type,
+                False,
+                field.display_order,
+                field.zone,
+                field.on_update,
+                field.description,
+            )
         fields.append(field)
     return fields
 
@@ -111,7 +129,9 @@ def _infer_type(values: list[Any]) -> str:
         return "NUMBER"
     if all(isinstance(v, dict) for v in present):
         items = [i for v in present for i in v.values() if i is not None]
-        if items and all(isinstance(i, (int, float, Decimal)) and not isinstance(i, bool) for i in items):
+        if items and all(
+            isinstance(i, (int, float, Decimal)) and not isinstance(i, bool) for i in items
+        ):
             return "LIST-NUMBER"
         if items and all(isinstance(i, str) and _LOOKS_LIKE_DATETIME.match(i) for i in items):
             return "LIST-DATE/TIME"
@@ -132,6 +152,11 @@ def fields_from_sample(records: list[dict[str, Any]], settings: Settings) -> lis
     for record in records:
         names.extend(n for n in record if n not in names)
     return [
-        CaspioField(name, _infer_type([r.get(name) for r in records]), display_order=position, zone=settings.zone)
+        CaspioField(
+            name,
+            _infer_type([r.get(name) for r in records]),
+            display_order=position,
+            zone=settings.zone,
+        )
         for position, name in enumerate(names, start=1)
     ]

@@ -27,7 +27,9 @@ def _value(element: Element) -> Any:
     children = list(element)
     if children and all("Key" in child.attrib or "key" in child.attrib for child in children):
         return {
-            child.attrib.get("Key", child.attrib.get("key", "")): child.attrib.get("Value", child.attrib.get("value", child.text or ""))
+            child.attrib.get("Key", child.attrib.get("key", "")): child.attrib.get(
+                "Value", child.attrib.get("value", child.text or "")
+            )
             for child in children
         }
     if children:
@@ -89,4 +91,7 @@ def parse_error(content: bytes) -> tuple[str, str]:
         return "", ""
     code = _find(root, "code")
     message = _find(root, "message")
-    return (code.text or "" if code is not None else "", message.text or "" if message is not None else "")
+    return (
+        code.text or "" if code is not None else "",
+        message.text or "" if message is not None else "",
+    )
