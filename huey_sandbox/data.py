@@ -242,9 +242,21 @@ def showcase_fields() -> list[Field]:
     ]
 
 
-def _stamp(moment: datetime, rng: random.Random) -> str:
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + f".{rng.randrange(1, 1000):03d}" if rng.random() < 0.2 else text
+_SPECIALTY_IDS = tuple(sorted(SPECIALTIES))
+
+
+def _below(rng: random.Random) -> Callable[[int], int]:
+    """`rng._randbelow`, draw for draw, without the method lookups: the generator's hot path."""
+    getrandbits = rng.getrandbits
+
+    def below(n: int) -> int:
+        k = n.bit_length()
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return r
+
+    return below
 
 
 class Generator:
@@ -265,6 +277,10 @@ class Generator:
         self.companies = [us.company() for _ in range(300)]
         self.counties = [f"{us.last_name()} County" for _ in range(80)]
         self.epoch = datetime(2024, 1, 1)
+        self._texts: dict[int, str] = {}
+        self._expiries: dict[int, str] = {}
+        self._random = self.rng.random
+        self._below = _below(self.rng)
 
     def views(self) -> list[View]:
         """Every view with its rows."""
@@ -285,49 +301,97 @@ class Generator:
 
     def moment(self, spread_days: int = 700) -> datetime:
         """A second-resolution moment; a coarse grid makes ties common, as in real edits."""
-        return self.epoch + timedelta(minutes=self.rng.randrange(spread_days * 24 * 60 // 10) * 10)
+        return self.epoch + timedelta(minutes=self._minutes(spread_days))
+
+    def _minutes(self, spread_days: int = 700) -> int:
+        """Minutes after the epoch of a moment on the ten-minute grid (the draw `moment` makes)."""
+        return self._below(spread_days * 24 * 60 // 10) * 10
+
+    def _text(self, minutes: int) -> str:
+        """The moment `minutes` after the epoch as Caspio's date-time text, cached."""
+        text = self._texts.get(minutes)
+        if text is None:
+            text = (self.epoch + timedelta(minutes=minutes)).strftime("%Y-%m-%dT%H:%M:%S")
+            self._texts[minutes] = text
+        return text
+
+    def _stamp(self, text: str) -> str:
+        """`text`, with a millisecond fraction one time in five (the draws `_stamp` makes)."""
+        if self._random() < 0.2:
+            return f"{text}.{1 + self._below(999):03d}"
+        return text
+
+    def _expiry(self, days: int) -> str:
+        text = self._expiries.get(days)
+        if text is None:
+            text = (datetime(2026, 1, 1) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S")
+            self._expiries[days] = text
+        return text
 
     def provider(self, provider_id: int) -> Row:
         """One provider row."""
-        rng = self.rng
+        below, random_ = self._below, self._random
         if provider_id % 97 == 5:
             first, last = AWKWARD_NAMES[(provider_id // 97) % len(AWKWARD_NAMES)]
         else:
-            first, last = rng.choice(self.first_names), rng.choice(self.last_names)
-        picked = rng.sample(sorted(SPECIALTIES), rng.randrange(0, 4))
-        rng.shuffle(picked)
+            first_names, last_names = self.first_names, self.last_names
+            first = first_names[below(len(first_names))]
+            last = last_names[below(len(last_names))]
+        # rng.sample(sorted(SPECIALTIES), rng.randrange(0, 4)) then rng.shuffle, draw for draw
+        pool = list(_SPECIALTY_IDS)
+        size = len(pool)
+        picked = []
+        for i in range(below(4)):
+            j = below(size - i)
+            picked.append(pool[j])
+            pool[j] = pool[size - i - 1]
+        for i in range(len(picked) - 1, 0, -1):
+            j = below(i + 1)
+            picked[i], picked[j] = picked[j], picked[i]
         specialties: dict[str, str] | None = {str(k): SPECIALTIES[k] for k in picked}
-        if rng.random() < 0.05:
+        if random_() < 0.05:
             specialties = None
-        state = rng.choice(STATES)
-        created = self.moment()
-        updated = created + timedelta(minutes=rng.randrange(0, 400) * 10)
+        state = STATES[below(len(STATES))]
+        created = self._minutes()
+        updated = created + below(400) * 10
         expiry = None
-        if rng.random() > 0.15:
-            expiry = _stamp(datetime(2026, 1, 1) + timedelta(days=rng.randrange(900)), rng)
+        if random_() > 0.15:
+            expiry = self._stamp(self._expiry(below(900)))
+        credential = CREDENTIALS[below(len(CREDENTIALS))]
+        licence_number = f"{state}{100000 + below(899999)}"
+        licence_type = LICENCE_TYPES[below(len(LICENCE_TYPES))]
+        licence_status = LICENCE_STATUSES[below(len(LICENCE_STATUSES))]
+        verified = self._stamp(self._text(self._minutes()))
+        accepting = random_() < 0.6
+        years = below(45) if random_() > 0.1 else None
+        fee = round(40 + 860 * random_(), 2) if random_() > 0.1 else None
+        rating = round(1 + 4 * random_(), 12)
+        photo = f"/Huey/photos/provider-{provider_id}.jpg" if random_() < 0.3 else None
+        notes = NOTES[below(len(NOTES))]
+        created_text = self._text(created)
         return {
             "ProviderID": provider_id,
             "NPI": str(1_000_000_000 + provider_id * 7),
             "FirstName": first,
             "LastName": last,
             "FullName": f"{first} {last}",
-            "Credential": rng.choice(CREDENTIALS),
+            "Credential": credential,
             "PrimarySpecialty": SPECIALTIES[picked[0]] if picked else "",
             "Specialties": specialties,
-            "LicenseNumber": f"{state}{rng.randrange(100000, 999999)}",
+            "LicenseNumber": licence_number,
             "LicenseState": state,
-            "LicenseType": rng.choice(LICENCE_TYPES),
-            "LicenseStatus": rng.choice(LICENCE_STATUSES),
+            "LicenseType": licence_type,
+            "LicenseStatus": licence_status,
             "LicenseExpiration": expiry,
-            "VerifiedDate": _stamp(self.moment(), rng),
-            "AcceptingNewPatients": rng.random() < 0.6,
-            "YearsInPractice": rng.randrange(0, 45) if rng.random() > 0.1 else None,
-            "VisitFee": round(rng.uniform(40, 900), 2) if rng.random() > 0.1 else None,
-            "Rating": round(rng.uniform(1, 5), 12),
-            "Photo": f"/Huey/photos/provider-{provider_id}.jpg" if rng.random() < 0.3 else None,
-            "Notes": rng.choice(NOTES),
-            "CreatedOn": created.strftime("%Y-%m-%dT%H:%M:%S"),
-            "LastUpdated": _stamp(updated, rng),
+            "VerifiedDate": verified,
+            "AcceptingNewPatients": accepting,
+            "YearsInPractice": years,
+            "VisitFee": fee,
+            "Rating": rating,
+            "Photo": photo,
+            "Notes": notes,
+            "CreatedOn": created_text,
+            "LastUpdated": self._stamp(self._text(updated)),
         }
 
     def practice(self, practice_id: int) -> Row:

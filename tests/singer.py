@@ -33,7 +33,9 @@ class Output:
     stderr: str = ""
 
     def __post_init__(self) -> None:
-        self.messages = [json.loads(line, parse_float=Decimal) for line in self.lines if line.strip()]
+        self.messages = [
+            json.loads(line, parse_float=Decimal) for line in self.lines if line.startswith('{"type"')
+        ]
 
     def records(self, stream: str) -> list[dict[str, Any]]:
         """The records of one stream, in the order written."""
@@ -88,11 +90,7 @@ def run_cli(args: list[str], config: dict[str, Any] | None, tmp_path: Path, env:
         env=(env if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")}),
         cwd=tmp_path,
     )
-    output = Output(result.stdout.splitlines() if not args or args[0] != "--about" else [])
-    output.exit_code = result.returncode
-    output.stderr = result.stderr
-    output.lines = result.stdout.splitlines()
-    return output
+    return Output(result.stdout.splitlines(), exit_code=result.returncode, stderr=result.stderr)
 
 
 def expected_records(server: SandboxServer, view: str, zone: str = "UTC") -> list[dict[str, Any]]:
