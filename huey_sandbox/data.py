@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -243,6 +244,10 @@ def showcase_fields() -> list[Field]:
 
 
 _SPECIALTY_IDS = tuple(sorted(SPECIALTIES))
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_PRACTICE_STATUSES = ("Open", "Open", "Open", "Closed")
+_LENGTH_IDS = range(1, 5)
+_OPENING_IDS = range(1, 9)
 
 
 def _below(rng: random.Random) -> Callable[[int], int]:
@@ -257,6 +262,29 @@ def _below(rng: random.Random) -> Callable[[int], int]:
         return r
 
     return below
+
+
+def _sample(below: Callable[[int], int], population: Sequence[int], k: int) -> list[int]:
+    """`random.Random.sample(population, k)` for k <= 5, draw for draw, without its checks."""
+    n = len(population)
+    if not 0 <= k <= min(n, 5):
+        raise ValueError(f"cannot sample {k} of {n}")
+    result = []
+    if n <= 21:
+        pool = list(population)
+        for i in range(k):
+            j = below(n - i)
+            result.append(pool[j])
+            pool[j] = pool[n - i - 1]
+        return result
+    selected: set[int] = set()
+    for _ in range(k):
+        j = below(n)
+        while j in selected:
+            j = below(n)
+        selected.add(j)
+        result.append(population[j])
+    return result
 
 
 class Generator:
@@ -337,14 +365,8 @@ class Generator:
             first_names, last_names = self.first_names, self.last_names
             first = first_names[below(len(first_names))]
             last = last_names[below(len(last_names))]
-        # rng.sample(sorted(SPECIALTIES), rng.randrange(0, 4)) then rng.shuffle, draw for draw
-        pool = list(_SPECIALTY_IDS)
-        size = len(pool)
-        picked = []
-        for i in range(below(4)):
-            j = below(size - i)
-            picked.append(pool[j])
-            pool[j] = pool[size - i - 1]
+        picked = _sample(below, _SPECIALTY_IDS, below(4))
+        # rng.shuffle(picked), draw for draw
         for i in range(len(picked) - 1, 0, -1):
             j = below(i + 1)
             picked[i], picked[j] = picked[j], picked[i]
@@ -396,59 +418,81 @@ class Generator:
 
     def practice(self, practice_id: int) -> Row:
         """One practice row."""
-        rng = self.rng
-        street, city, state = rng.choice(self.streets), rng.choice(self.cities), rng.choice(STATES)
-        zip_code = f"{rng.randrange(10000, 99999)}"
-        mailing = None if rng.random() < 0.3 else f"PO Box {rng.randrange(1, 9999)}\n{city}, {state} {zip_code}"
-        name = rng.choice(self.companies)
+        rng, below, random_ = self.rng, self._below, self._random
+        street = self.streets[below(len(self.streets))]
+        city = self.cities[below(len(self.cities))]
+        state = STATES[below(len(STATES))]
+        zip_code = f"{10000 + below(89999)}"
+        mailing = None if random_() < 0.3 else f"PO Box {1 + below(9998)}\n{city}, {state} {zip_code}"
+        name = self.companies[below(len(self.companies))]
+        code = "".join(rng.choices(_CODE_ALPHABET, k=7)) + str(practice_id % 10)
+        guid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        practice_name = f"{name} {FACILITY_TYPES[below(len(FACILITY_TYPES))]}"
+        county = self.counties[below(len(self.counties))]
+        phone = self._phone()
+        fax = self._phone() if random_() < 0.5 else ""
+        website = f"https://www.practice{practice_id}.example.org" if random_() < 0.7 else None
+        facility = FACILITY_TYPES[below(len(FACILITY_TYPES))]
+        status = _PRACTICE_STATUSES[below(len(_PRACTICE_STATUSES))]
+        logo = f"logo-{practice_id}.png" if random_() < 0.2 else None
         return {
             "PracticeID": practice_id,
-            "PracticeCode": "".join(rng.choices("ABCDEFGHJKLMNPQRSTUVWXYZ23456789", k=7)) + str(practice_id % 10),
+            "PracticeCode": code,
             "Reference": f"PR-{practice_id:06d}",
-            "ExternalGUID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            "PracticeName": f"{name} {rng.choice(FACILITY_TYPES)}",
+            "ExternalGUID": guid,
+            "PracticeName": practice_name,
             "PhysicalAddress": street,
             "PhysicalCity": city,
             "PhysicalState": state,
             "PhysicalZip": zip_code,
             "MailingAddress": mailing,
-            "County": rng.choice(self.counties),
-            "Phone": f"({rng.randrange(200, 999)}) {rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}",
-            "Fax": f"({rng.randrange(200, 999)}) {rng.randrange(200, 999)}-{rng.randrange(1000, 9999)}" if rng.random() < 0.5 else "",
-            "Website": f"https://www.practice{practice_id}.example.org" if rng.random() < 0.7 else None,
-            "FacilityType": rng.choice(FACILITY_TYPES),
-            "Status": rng.choice(("Open", "Open", "Open", "Closed")),
-            "Logo": f"logo-{practice_id}.png" if rng.random() < 0.2 else None,
-            "LastModified": _stamp(self.moment(), rng),
+            "County": county,
+            "Phone": phone,
+            "Fax": fax,
+            "Website": website,
+            "FacilityType": facility,
+            "Status": status,
+            "Logo": logo,
+            "LastModified": self._stamp(self._text(self._minutes())),
         }
+
+    def _phone(self) -> str:
+        below = self._below
+        return f"({200 + below(799)}) {200 + below(799)}-{1000 + below(8999)}"
 
     def locations(self, providers: list[Row], practices: list[Row]) -> list[Row]:
         """Provider-practice links: a primary location and sometimes one secondary."""
-        rng = self.rng
+        rng, below, random_ = self.rng, self._below, self._random
         wanted = max(len(providers) * 3 // 4, 1)
         link = "Provider_Practice_Location_Links"
+        primary, lengths_name = f"{link}_IsPrimaryLocation", f"{link}_AppointmentLengthsMinutes"
+        opening_name, linked_name = f"{link}_OpeningDates", f"{link}_LinkedOn"
+        practice_indexes = range(len(practices))
         rows: list[Row] = []
         for provider in providers:
             if len(rows) >= wanted:
                 break
-            count = 2 if rng.random() < 0.35 else 1
-            picked = rng.sample(range(len(practices)), min(count, len(practices)))
+            count = 2 if random_() < 0.35 else 1
+            picked = _sample(below, practice_indexes, min(count, len(practices)))
             for position, index in enumerate(picked):
                 if len(rows) >= wanted:
                     break
                 practice = practices[index]
-                lengths = rng.sample(range(1, 5), rng.randrange(0, 4))
-                opening = {str(k): _stamp(self.moment(900), rng) for k in rng.sample(range(1, 9), rng.randrange(0, 3))}
+                lengths = _sample(below, _LENGTH_IDS, below(4))
+                opening = {
+                    str(k): self._stamp(self._text(self._minutes(900)))
+                    for k in _sample(below, _OPENING_IDS, below(3))
+                }
                 rows.append(
                     {
                         "Providers_ProviderID": provider["ProviderID"],
                         "Practices_PracticeID": practice["PracticeID"],
                         "Providers_LastName": provider["LastName"],
                         "Practices_PracticeName": practice["PracticeName"],
-                        f"{link}_IsPrimaryLocation": position == 0,
-                        f"{link}_AppointmentLengthsMinutes": {str(k): k * 15 for k in lengths} if lengths else {},
-                        f"{link}_OpeningDates": opening or None,
-                        f"{link}_LinkedOn": _stamp(self.moment(), rng),
+                        primary: position == 0,
+                        lengths_name: {str(k): k * 15 for k in lengths} if lengths else {},
+                        opening_name: opening or None,
+                        linked_name: self._stamp(self._text(self._minutes())),
                     }
                 )
         return rows

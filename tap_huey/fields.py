@@ -109,7 +109,8 @@ def parse_caspio_datetime(text: str) -> datetime:
         )
     match = _DATE_ONLY.match(text)
     if match:
-        return datetime(*map(int, match.groups()))
+        year, month, day = (int(part) for part in match.groups())
+        return datetime(year, month, day)
     raise ValueError(f"{text!r} is not a Caspio date-time")
 
 

@@ -16,7 +16,7 @@ from tap_huey.errors import BadPayload, TokenRejected
 
 T = TypeVar("T")
 
-RETRIED_EXCEPTIONS: tuple[type[BaseException], ...] = (
+RETRIED_EXCEPTIONS: tuple[type[Exception], ...] = (
     RetriableAPIError,
     ConnectionResetError,
     requests.exceptions.Timeout,

@@ -115,6 +115,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=True,
+        description=(
+            "Emit Singer `ACTIVATE_VERSION` around each full-table view, so that targets which support it "
+            "drop rows deleted in Caspio."
+        ),
+    ),
+    th.Property(
         "max_retries",
         th.IntegerType(minimum=0, maximum=20),
         default=5,

@@ -13,8 +13,8 @@ from typing import Any
 import requests
 from singer_sdk import Tap
 from singer_sdk.exceptions import FatalAPIError
-from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from singer_sdk.helpers.types import Context
+from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
 from tap_huey.client import CaspioClient, view_path
@@ -25,6 +25,7 @@ from tap_huey.views import ViewSpec
 from tap_huey.xml import parse_records
 
 PROGRESS_EVERY_PAGES = 25
+FAILURES: tuple[type[Exception], ...] = (FatalAPIError, *RETRIED_EXCEPTIONS)
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,10 @@ class ViewStream(RESTStream[PageToken]):
         super().__init__(tap=tap, name=view.name, schema=view.schema())
         self.primary_keys = list(view.primary_keys)
         self.replication_key = view.replication_key
+        self.STATE_MSG_FREQUENCY = self.settings.page_size
         self._page_number = 0
         self._start_filter: str | None = None
+        self._read_complete = False
 
     @property
     @override
@@ -88,6 +91,18 @@ class ViewStream(RESTStream[PageToken]):
     @override
     def is_sorted(self) -> bool:
         return self.replication_key is not None and self.replication_key == self.view.order[0]
+
+    @property
+    @override
+    def emit_activate_version_messages(self) -> bool:
+        return bool(self.config.get("emit_activate_version_messages", True))
+
+    @override
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        # The SDK announces the version before the first record; a target would then drop every
+        # row at once and stay empty if the read failed. Activate only once every row is sent.
+        if self._read_complete:
+            super()._write_activate_version_message(full_table_version)
 
     @property
     @override
@@ -244,7 +259,8 @@ class ViewStream(RESTStream[PageToken]):
             self._page_number += 1
             try:
                 records, pagination = fetch(context, token)
-            except (FatalAPIError, *RETRIED_EXCEPTIONS) as error:
+            except FAILURES as error:
+                self._write_state_message()
                 raise self._fail(error) from None
             if pagination and expected is None and pagination.get("TotalCount") is not None:
                 expected = int(pagination["TotalCount"])
@@ -279,6 +295,9 @@ class ViewStream(RESTStream[PageToken]):
             else:
                 token = PageToken(number=token.number + 1)
         self._check_complete(rows, expected)
+        self._read_complete = True
+        if self._stream_version is not None:
+            self._write_activate_version_message(self._stream_version)
         self.logger.info(
             "View '%s': %d rows in %d pages, %.1f s.",
             self.name,

@@ -120,13 +120,13 @@ class TapHuey(Tap):
 
     @classmethod
     @override
-    def invoke(cls, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def invoke(cls, *args: Any, **kwargs: Any) -> None:
         with reported_plainly():
             super().invoke(*args, **kwargs)
 
     @classmethod
     @override
-    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:  # noqa: FBT001
+    def cb_discover(cls, ctx: click.Context, param: click.Option, value: bool) -> None:
         with reported_plainly():
             super().cb_discover(ctx, param, value)
 

@@ -17,7 +17,8 @@ def _local(tag: str) -> str:
 
 def _parse(content: bytes) -> Element:
     try:
-        return fromstring(content, forbid_dtd=True)
+        root: Element = fromstring(content, forbid_dtd=True)
+        return root
     except DefusedXmlException as error:
         raise ValueError(f"refused unsafe XML: {type(error).__name__}") from error
 

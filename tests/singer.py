@@ -34,12 +34,16 @@ class Output:
 
     def __post_init__(self) -> None:
         self.messages = [
-            json.loads(line, parse_float=Decimal) for line in self.lines if line.startswith('{"type"')
+            json.loads(line, parse_float=Decimal)
+            for line in self.lines
+            if line.startswith('{"type"')
         ]
 
     def records(self, stream: str) -> list[dict[str, Any]]:
         """The records of one stream, in the order written."""
-        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+        return [
+            m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream
+        ]
 
     def streams(self) -> list[str]:
         """The streams that got a SCHEMA message, in order."""
@@ -60,7 +64,11 @@ class Output:
         return self.states[-1]
 
 
-def run_tap(config: dict[str, Any], state: dict[str, Any] | None = None, catalog: dict[str, Any] | None = None) -> Output:
+def run_tap(
+    config: dict[str, Any],
+    state: dict[str, Any] | None = None,
+    catalog: dict[str, Any] | None = None,
+) -> Output:
     """Sync in this process, capturing stdout."""
     buffer = io.StringIO()
     tap = TapHuey(config=config, state=state, catalog=catalog, parse_env_config=False)
@@ -75,7 +83,13 @@ def discover(config: dict[str, Any]) -> dict[str, Any]:
     return tap.catalog_dict
 
 
-def run_cli(args: list[str], config: dict[str, Any] | None, tmp_path: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Output:
+def run_cli(
+    args: list[str],
+    config: dict[str, Any] | None,
+    tmp_path: Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Output:
     """Run the `tap-huey` command with a config file; returns its output and exit code."""
     command = [str(BIN / "tap-huey"), *args]
     if config is not None:
@@ -87,7 +101,11 @@ def run_cli(args: list[str], config: dict[str, Any] | None, tmp_path: Path, env:
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=(env if env is not None else {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")}),
+        env=(
+            env
+            if env is not None
+            else {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")}
+        ),
         cwd=tmp_path,
     )
     return Output(result.stdout.splitlines(), exit_code=result.returncode, stderr=result.stderr)
@@ -126,7 +144,9 @@ def expected_records(server: SandboxServer, view: str, zone: str = "UTC") -> lis
 def _instant(value: str | None, zone: str) -> str | None:
     if value is None:
         return None
-    moment = datetime.fromisoformat(value).replace(tzinfo=timezone.utc if zone == "UTC" else ZoneInfo(zone))
+    moment = datetime.fromisoformat(value).replace(
+        tzinfo=timezone.utc if zone == "UTC" else ZoneInfo(zone)
+    )
     return moment.isoformat()
 
 

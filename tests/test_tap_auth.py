@@ -22,10 +22,14 @@ def test_basic_auth_style_sends_credentials_in_a_basic_header(fresh_sandbox: San
 def test_body_auth_style_sends_credentials_in_the_form(fresh_sandbox: SandboxServer) -> None:
     run_tap(tap_config(fresh_sandbox, views=["Practices"]))
 
-    assert [(r["auth"], r["grant_type"]) for r in _token_requests(fresh_sandbox)] == [("body", "client_credentials")]
+    assert [(r["auth"], r["grant_type"]) for r in _token_requests(fresh_sandbox)] == [
+        ("body", "client_credentials")
+    ]
 
 
-def test_token_near_expiry_is_renewed_by_refresh_token_before_caspio_refuses_it(fresh_sandbox: SandboxServer) -> None:
+def test_token_near_expiry_is_renewed_by_refresh_token_before_caspio_refuses_it(
+    fresh_sandbox: SandboxServer,
+) -> None:
     fresh_sandbox.faults.token_lifetime = 2
     fresh_sandbox.faults.latency = 0.05
 
@@ -36,10 +40,14 @@ def test_token_near_expiry_is_renewed_by_refresh_token_before_caspio_refuses_it(
     assert len(grants) >= 2
     assert set(grants[1:]) == {"refresh_token"}
     assert [e["status"] for e in fresh_sandbox.data_log()] == [200] * len(fresh_sandbox.data_log())
-    assert len(by_key(output.records("Providers"), "ProviderID")) == len(fresh_sandbox.rows("Providers"))
+    assert len(by_key(output.records("Providers"), "ProviderID")) == len(
+        fresh_sandbox.rows("Providers")
+    )
 
 
-def test_revoked_token_is_renewed_once_and_the_same_page_retried(fresh_sandbox: SandboxServer) -> None:
+def test_revoked_token_is_renewed_once_and_the_same_page_retried(
+    fresh_sandbox: SandboxServer,
+) -> None:
     fresh_sandbox.faults.revoke_after = 3
 
     output = run_tap(tap_config(fresh_sandbox, views=["Providers"], page_size=100))
@@ -48,8 +56,13 @@ def test_revoked_token_is_renewed_once_and_the_same_page_retried(fresh_sandbox: 
     assert statuses[:5] == [200, 200, 200, 401, 200]
     refused, retried = fresh_sandbox.data_log()[3:5]
     assert refused["query"] == retried["query"]
-    assert [r["grant_type"] for r in _token_requests(fresh_sandbox)][:2] == ["client_credentials", "refresh_token"]
-    assert len(by_key(output.records("Providers"), "ProviderID")) == len(fresh_sandbox.rows("Providers"))
+    assert [r["grant_type"] for r in _token_requests(fresh_sandbox)][:2] == [
+        "client_credentials",
+        "refresh_token",
+    ]
+    assert len(by_key(output.records("Providers"), "ProviderID")) == len(
+        fresh_sandbox.rows("Providers")
+    )
 
 
 def test_stale_token_answered_with_400_is_renewed_and_retried(fresh_sandbox: SandboxServer) -> None:
@@ -60,7 +73,9 @@ def test_stale_token_answered_with_400_is_renewed_and_retried(fresh_sandbox: San
 
     statuses = [e["status"] for e in fresh_sandbox.data_log()]
     assert statuses[:4] == [200, 200, 400, 200]
-    assert len(by_key(output.records("Providers"), "ProviderID")) == len(fresh_sandbox.rows("Providers"))
+    assert len(by_key(output.records("Providers"), "ProviderID")) == len(
+        fresh_sandbox.rows("Providers")
+    )
 
 
 def test_token_refused_again_after_renewal_fails_the_run(fresh_sandbox: SandboxServer) -> None:
@@ -68,7 +83,7 @@ def test_token_refused_again_after_renewal_fails_the_run(fresh_sandbox: SandboxS
 
     try:
         run_tap(tap_config(fresh_sandbox, views=["Practices"]))
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         message = str(error)
     else:
         message = ""
@@ -78,7 +93,9 @@ def test_token_refused_again_after_renewal_fails_the_run(fresh_sandbox: SandboxS
     assert len(_token_requests(fresh_sandbox)) == 2
 
 
-def test_refused_refresh_token_falls_back_to_client_credentials(fresh_sandbox: SandboxServer) -> None:
+def test_refused_refresh_token_falls_back_to_client_credentials(
+    fresh_sandbox: SandboxServer,
+) -> None:
     fresh_sandbox.faults.token_lifetime = 1
     fresh_sandbox.script("status", match="/oauth/token", skip=1, status=400, body="caspio", times=1)
     fresh_sandbox.faults.latency = 0.1

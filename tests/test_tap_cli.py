@@ -48,7 +48,9 @@ def test_about_lists_every_setting_with_the_secret_marked(tmp_path: Path) -> Non
     assert about["settings"]["required"] == ["client_id", "client_secret"]
 
 
-def test_discover_command_writes_a_catalog_with_every_view(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_discover_command_writes_a_catalog_with_every_view(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     output = run_cli(["--discover"], tap_config(sandbox), tmp_path)
 
     catalog = json.loads("\n".join(output.lines))
@@ -56,7 +58,9 @@ def test_discover_command_writes_a_catalog_with_every_view(sandbox: SandboxServe
     assert sorted(s["tap_stream_id"] for s in catalog["streams"]) == sorted(sandbox.views())
 
 
-def test_settings_are_read_from_environment_variables(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_settings_are_read_from_environment_variables(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")} | {
         "TAP_HUEY_CLIENT_ID": sandbox.client_id,
         "TAP_HUEY_CLIENT_SECRET": sandbox.client_secret,
@@ -141,7 +145,9 @@ def test_missing_credentials_are_named(tmp_path: Path) -> None:
     assert "Traceback" not in output.stderr
 
 
-def test_wrong_secret_fails_with_the_oauth_error_and_what_to_check(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_wrong_secret_fails_with_the_oauth_error_and_what_to_check(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     config = tap_config(sandbox, client_secret="not-the-secret")
 
     output = run_cli([], config, tmp_path)
@@ -155,7 +161,9 @@ def test_wrong_secret_fails_with_the_oauth_error_and_what_to_check(sandbox: Sand
     assert "not-the-secret" not in output.stderr
 
 
-def test_unknown_view_fails_naming_the_views_that_exist(sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_unknown_view_fails_naming_the_views_that_exist(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     output = run_cli([], tap_config(sandbox, views=["Prov1ders"]), tmp_path)
 
     errors = _error_lines(output.stderr)
@@ -165,18 +173,29 @@ def test_unknown_view_fails_naming_the_views_that_exist(sandbox: SandboxServer, 
     assert "Traceback" not in output.stderr
 
 
-def test_where_rejected_by_caspio_fails_with_its_sql_message(sandbox: SandboxServer, tmp_path: Path) -> None:
-    config = tap_config(sandbox, views=["Practices"], view_overrides={"Practices": {"where": "Nope = 1"}})
+def test_where_rejected_by_caspio_fails_with_its_sql_message(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = tap_config(
+        sandbox, views=["Practices"], view_overrides={"Practices": {"where": "Nope = 1"}}
+    )
 
     output = run_cli([], config, tmp_path)
 
     errors = _error_lines(output.stderr)
     assert output.exit_code == 1
-    assert any("view 'Practices', page 1" in e and "SqlServerError" in e and "Invalid column name 'Nope'" in e for e in errors)
+    assert any(
+        "view 'Practices', page 1" in e
+        and "SqlServerError" in e
+        and "Invalid column name 'Nope'" in e
+        for e in errors
+    )
     assert "Traceback" not in output.stderr
 
 
-def test_view_the_profile_may_not_read_fails_with_403_and_advice(fresh_sandbox: SandboxServer, tmp_path: Path) -> None:
+def test_view_the_profile_may_not_read_fails_with_403_and_advice(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
     fresh_sandbox.faults.forbidden_views = {"Practices"}
 
     output = run_cli([], tap_config(fresh_sandbox, views=["Practices"]), tmp_path)

@@ -27,7 +27,10 @@ TYPE_SCHEMAS: list[tuple[str, dict[str, Any]]] = [
     ("LIST-NUMBER", {"type": ["array", NULLABLE], "items": {"type": ["number", NULLABLE]}}),
     (
         "LIST-DATE/TIME",
-        {"type": ["array", NULLABLE], "items": {"type": ["string", NULLABLE], "format": "date-time"}},
+        {
+            "type": ["array", NULLABLE],
+            "items": {"type": ["string", NULLABLE], "format": "date-time"},
+        },
     ),
     ("FILE", {"type": ["string", NULLABLE]}),
     ("ATTACHMENT", {"type": ["string", NULLABLE]}),
@@ -38,7 +41,9 @@ TYPE_SCHEMAS: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("caspio_type", "schema"), TYPE_SCHEMAS)
-def test_each_caspio_type_maps_to_its_nullable_json_schema(caspio_type: str, schema: dict[str, Any]) -> None:
+def test_each_caspio_type_maps_to_its_nullable_json_schema(
+    caspio_type: str, schema: dict[str, Any]
+) -> None:
     field = CaspioField("F", normalise_type(caspio_type))
 
     assert field.json_schema() == schema
@@ -60,7 +65,9 @@ def test_each_caspio_type_maps_to_its_nullable_json_schema(caspio_type: str, sch
         ("List - Number", "LIST-NUMBER"),
     ],
 )
-def test_type_tokens_are_normalised_whatever_their_separators(spelling: str, normalised: str) -> None:
+def test_type_tokens_are_normalised_whatever_their_separators(
+    spelling: str, normalised: str
+) -> None:
     assert normalise_type(spelling) == normalised
 
 
@@ -73,14 +80,18 @@ def _streams(catalog: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {entry["tap_stream_id"]: entry for entry in catalog["streams"]}
 
 
-def test_discovery_makes_one_stream_per_view_named_as_caspio_lists_it(sandbox: SandboxServer) -> None:
+def test_discovery_makes_one_stream_per_view_named_as_caspio_lists_it(
+    sandbox: SandboxServer,
+) -> None:
     streams = _streams(discover(tap_config(sandbox)))
 
     assert sorted(streams) == sorted(sandbox.views())
     assert sorted(streams) == ["Practices", "Provider_Locations", "Providers", "Type_Showcase"]
 
 
-def test_discovered_schema_covers_every_returned_field_and_omits_password(sandbox: SandboxServer) -> None:
+def test_discovered_schema_covers_every_returned_field_and_omits_password(
+    sandbox: SandboxServer,
+) -> None:
     streams = _streams(discover(tap_config(sandbox)))
 
     for view in sandbox.views():
@@ -125,7 +136,11 @@ def test_keys_are_first_unique_field_else_pk_id_and_on_update_timestamp_is_repli
     streams = _streams(discover(tap_config(sandbox)))
 
     summary = {
-        name: (entry["key_properties"], entry.get("replication_key"), entry.get("replication_method"))
+        name: (
+            entry["key_properties"],
+            entry.get("replication_key"),
+            entry.get("replication_method"),
+        )
         for name, entry in streams.items()
     }
     assert summary == {
@@ -136,23 +151,32 @@ def test_keys_are_first_unique_field_else_pk_id_and_on_update_timestamp_is_repli
     }
 
 
-def test_view_overrides_set_primary_keys_and_replication_key_case_insensitively(sandbox: SandboxServer) -> None:
+def test_view_overrides_set_primary_keys_and_replication_key_case_insensitively(
+    sandbox: SandboxServer,
+) -> None:
     config = tap_config(
         sandbox,
         view_overrides={
-            "provider_locations": {"primary_keys": ["providers_providerid", "Practices_PracticeID"]},
+            "provider_locations": {
+                "primary_keys": ["providers_providerid", "Practices_PracticeID"]
+            },
             "Providers": {"replication_key": "createdon"},
         },
     )
 
     streams = _streams(discover(config))
 
-    assert streams["Provider_Locations"]["key_properties"] == ["Providers_ProviderID", "Practices_PracticeID"]
+    assert streams["Provider_Locations"]["key_properties"] == [
+        "Providers_ProviderID",
+        "Practices_PracticeID",
+    ]
     assert "PK_ID" not in streams["Provider_Locations"]["schema"]["properties"]
     assert streams["Providers"]["replication_key"] == "CreatedOn"
 
 
-def test_views_setting_limits_streams_and_matches_names_case_insensitively(sandbox: SandboxServer) -> None:
+def test_views_setting_limits_streams_and_matches_names_case_insensitively(
+    sandbox: SandboxServer,
+) -> None:
     streams = _streams(discover(tap_config(sandbox, views=["providers", "TYPE_SHOWCASE"])))
 
     assert sorted(streams) == ["Providers", "Type_Showcase"]

@@ -40,7 +40,9 @@ def test_full_sync_emits_every_row_of_every_view_exactly_once_with_exact_values(
         assert got == _expected(sandbox, view), view
 
 
-def test_a_full_sync_makes_exactly_one_token_call(sandbox: SandboxServer, full_sync: Output) -> None:
+def test_a_full_sync_makes_exactly_one_token_call(
+    sandbox: SandboxServer, full_sync: Output
+) -> None:
     token_requests = [e for e in sandbox.log if e["path"] == "/oauth/token"]
 
     assert len(token_requests) == 1
@@ -51,7 +53,12 @@ def test_a_full_sync_makes_exactly_one_token_call(sandbox: SandboxServer, full_s
 def test_every_data_request_pages_with_page_size_and_number_and_a_unique_last_order_column(
     sandbox: SandboxServer, full_sync: Output
 ) -> None:
-    unique_last = {"Providers": "ProviderID", "Practices": "PracticeID", "Provider_Locations": "PK_ID", "Type_Showcase": "RowID"}
+    unique_last = {
+        "Providers": "ProviderID",
+        "Practices": "PracticeID",
+        "Provider_Locations": "PK_ID",
+        "Type_Showcase": "RowID",
+    }
     requests = sandbox.data_log()
 
     assert requests
@@ -63,7 +70,9 @@ def test_every_data_request_pages_with_page_size_and_number_and_a_unique_last_or
         assert query["q.orderBy"].split(",")[-1] == unique_last[entry["view"]]
 
 
-def test_paging_makes_one_request_per_page_and_no_trailing_empty_page(sandbox: SandboxServer, full_sync: Output) -> None:
+def test_paging_makes_one_request_per_page_and_no_trailing_empty_page(
+    sandbox: SandboxServer, full_sync: Output
+) -> None:
     per_view: dict[str, int] = {}
     for entry in sandbox.data_log():
         per_view[entry["view"]] = per_view.get(entry["view"], 0) + 1
@@ -75,7 +84,9 @@ def test_paging_makes_one_request_per_page_and_no_trailing_empty_page(sandbox: S
     assert per_view == {"Providers": 3, "Practices": 1, "Provider_Locations": 2, "Type_Showcase": 1}
 
 
-def test_keyset_pages_continue_after_the_last_key_read(sandbox: SandboxServer, full_sync: Output) -> None:
+def test_keyset_pages_continue_after_the_last_key_read(
+    sandbox: SandboxServer, full_sync: Output
+) -> None:
     providers = [e["query"] for e in sandbox.data_log("Providers")]
 
     assert "q.where" not in providers[0]
@@ -109,7 +120,11 @@ def test_small_pages_read_every_row_once(sandbox: SandboxServer) -> None:
 def test_numbers_keep_their_exact_decimal_text_in_the_singer_output(sandbox: SandboxServer) -> None:
     output = run_tap(tap_config(sandbox, views=["Type_Showcase"]))
 
-    lines = {json.loads(line)["record"]["RowID"]: line for line in output.lines if '"type":"RECORD"' in line.replace(" ", "")}
+    lines = {
+        json.loads(line)["record"]["RowID"]: line
+        for line in output.lines
+        if '"type":"RECORD"' in line.replace(" ", "")
+    }
     assert '"Amount":606.67' in lines[1]
     assert '"Amount":999999999999.99' in lines[4]
     assert '"Measure":123456789012.12346' in lines[4]
@@ -152,7 +167,9 @@ def test_provider_values_use_the_timestamp_zone_from_field_metadata(sandbox: San
     assert record["VerifiedDate"][-6:] in ("+01:00", "+02:00")
 
 
-def test_xml_and_json_runs_emit_identical_records(sandbox: SandboxServer, full_sync: Output) -> None:
+def test_xml_and_json_runs_emit_identical_records(
+    sandbox: SandboxServer, full_sync: Output
+) -> None:
     xml = run_tap(tap_config(sandbox, response_format="xml"))
 
     for view in sandbox.views():
@@ -194,7 +211,11 @@ def test_user_where_filter_is_combined_with_keyset_paging(sandbox: SandboxServer
 
     output = run_tap(config)
 
-    wanted = {r["ProviderID"] for r in sandbox.rows("Providers") if r["LicenseState"] == "CA" or r["LastName"].startswith("O'")}
+    wanted = {
+        r["ProviderID"]
+        for r in sandbox.rows("Providers")
+        if r["LicenseState"] == "CA" or r["LastName"].startswith("O'")
+    }
     assert sorted(r["ProviderID"] for r in output.records("Providers")) == sorted(wanted)
     later = sandbox.data_log("Providers")[1]["query"]["q.where"]
     assert later.startswith("(LicenseState = N'CA' OR LastName LIKE N'O''%') AND (")
