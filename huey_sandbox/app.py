@@ -6,28 +6,37 @@ import asyncio
 import base64
 import binascii
 import json
+import logging
 import re
 import secrets
 import threading
 import time
 import uuid
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
-from huey_sandbox.data import Row
 from huey_sandbox.faults import Faults, ScriptedFault
 from huey_sandbox.query import QueryError
 from huey_sandbox.store import Page, Store
 
 BASES = {"integrations/rest/v3": "v3", "rest/v2": "v2"}
 MAX_URI = 2047
+# Caspio keeps at most this many refresh tokens per account and drops the oldest first.
+MAX_REFRESH_TOKENS = 1000
+# The request log keeps this many latest entries, so that a long-running sandbox stays small.
+LOG_LIMIT = 100_000
 SECRET_PARAMS = {"client_secret", "refresh_token", "access_token", "token", "password"}
 RATE_LIMIT_BODY = [{"message": "You have exceeded your API call rate limits.", "name": "api-calls-rate"}]
 HTML_ERROR = "<html><head><title>{0} Service Unavailable</title></head><body><h1>{0}</h1></body></html>"
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# An XML parser turns a bare carriage return into a line feed; a character reference keeps it.
+_XML_TEXT_ENTITIES = {"\r": "&#13;"}
+_HTTP_CODES = {404: "ObjectNotFound", 405: "MethodNotAllowed", 413: "RequestEntityTooLarge"}
+logger = logging.getLogger("huey_sandbox")
 
 
 @dataclass
@@ -36,6 +45,7 @@ class Token:
 
     expires_at: float
     data_requests: int = 0
+    revoked: bool = False
 
 
 @dataclass
@@ -46,9 +56,9 @@ class Sandbox:
     client_id: str
     client_secret: str
     faults: Faults
-    log: list[dict[str, Any]] = field(default_factory=list)
+    log: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
     tokens: dict[str, Token] = field(default_factory=dict)
-    refresh_tokens: set[str] = field(default_factory=set)
+    refresh_tokens: OrderedDict[str, None] = field(default_factory=OrderedDict)
     token_calls: int = 0
     data_requests: dict[str, int] = field(default_factory=dict)
 
@@ -56,9 +66,13 @@ class Sandbox:
         self.lock = threading.Lock()
 
     def revoke_tokens(self) -> None:
-        """Invalidate every access token issued so far (refresh tokens stay valid)."""
+        """Invalidate every access token issued so far (refresh tokens stay valid).
+
+        The sandbox still knows them, so that a stale token meets `stale_token_status`.
+        """
         with self.lock:
-            self.tokens.clear()
+            for token in self.tokens.values():
+                token.revoked = True
 
 
 class CaspioError(Exception):
@@ -85,7 +99,7 @@ def xml_text(value: Any) -> str:
         text = json.dumps(value)
     else:
         text = str(value)
-    return escape(_XML_INVALID.sub("", text))
+    return escape(_XML_INVALID.sub("", text), _XML_TEXT_ENTITIES)
 
 
 def xml_element(name: str, value: Any, list_field: bool = False) -> str:
@@ -189,10 +203,16 @@ def _middleware(sandbox: Sandbox) -> Any:
         except CaspioError as error:
             response = error_response(request, error)
         except web.HTTPException as error:
-            response = error_response(request, CaspioError(error.status, "ObjectNotFound", error.reason))
+            code = _HTTP_CODES.get(error.status, "BadRequest")
+            response = error_response(request, CaspioError(error.status, code, error.reason))
+        except Exception as error:
+            logger.exception("huey-sandbox failed on %s %s", request.method, request.path)
+            response = error_response(
+                request, CaspioError(500, "InternalServerError", f"An internal error occurred: {error}")
+            )
         if not response.prepared:
             response.headers["X-Caspio-Request-ID"] = request_id
-        entry["status"] = response.status
+        entry["status"] = None if entry["fault"] == "drop" else response.status
         return response
 
     return middleware
@@ -203,6 +223,7 @@ async def _guarded(sandbox: Sandbox, request: web.Request, handler: Any) -> web.
     if len(uri) > MAX_URI:
         raise CaspioError(414, "RequestUriTooLong", f"The request URI is {len(uri)} characters long; the limit is {MAX_URI}.")
     if sandbox.faults.over_rate_limit():
+        request["log"]["fault"] = "rate_limit"
         return _rate_limited(sandbox.faults.rate_limit_status, sandbox.faults.rate_limit_retry_after)
     fault = sandbox.faults.take_scripted(request.path) or sandbox.faults.take_random(request.path)
     if fault is not None:
@@ -283,23 +304,31 @@ async def _token(request: web.Request) -> web.Response:
         sandbox.token_calls += 1
     basic = _basic_credentials(request)
     if basic is None and request.headers.get("Authorization", "").lower().startswith("basic"):
+        entry["auth"] = "basic"
         return _oauth_error(401, "invalid_client", "The Basic authorization header is malformed.")
     client_id, client_secret = basic or (str(form.get("client_id", "")), str(form.get("client_secret", "")))
     entry["auth"] = "basic" if basic else ("body" if form.get("client_id") else None)
     if grant not in ("client_credentials", "refresh_token"):
         return _oauth_error(400, "unsupported_grant_type", f"Grant type '{grant}' is not supported.")
     if not (secrets.compare_digest(client_id, sandbox.client_id) and secrets.compare_digest(client_secret, sandbox.client_secret)):
-        return _oauth_error(401, "invalid_client", "Client authentication failed.")
+        # RFC 6749 5.2: 400, but 401 with a challenge when the client used the Basic header.
+        if basic is None:
+            return _oauth_error(400, "invalid_client", "Client authentication failed.")
+        refused = _oauth_error(401, "invalid_client", "Client authentication failed.")
+        refused.headers["WWW-Authenticate"] = 'Basic realm="oauth"'
+        return refused
     if grant == "refresh_token":
         if basic is None:
-            return _oauth_error(401, "invalid_client", "The refresh-token grant needs HTTP Basic client credentials.")
+            return _oauth_error(400, "invalid_client", "The refresh-token grant needs HTTP Basic client credentials.")
         if str(form.get("refresh_token", "")) not in sandbox.refresh_tokens:
             return _oauth_error(400, "invalid_grant", "The refresh token is invalid or expired.")
     access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     lifetime = sandbox.faults.token_lifetime
     with sandbox.lock:
         sandbox.tokens[access] = Token(expires_at=time.monotonic() + lifetime)
-        sandbox.refresh_tokens.add(refresh)
+        sandbox.refresh_tokens[refresh] = None
+        while len(sandbox.refresh_tokens) > MAX_REFRESH_TOKENS:
+            sandbox.refresh_tokens.popitem(last=False)
     return web.json_response({"access_token": access, "token_type": "bearer", "expires_in": lifetime, "refresh_token": refresh})
 
 
@@ -325,10 +354,9 @@ def _authorise(request: web.Request, *, data_request: bool) -> Sandbox:
         if token is not None and data_request:
             token.data_requests += 1
         expired = token is None or token.expires_at <= time.monotonic()
-        revoked = (
-            token is not None
-            and sandbox.faults.revoke_after > 0
-            and token.data_requests > sandbox.faults.revoke_after
+        revoked = token is not None and (
+            token.revoked
+            or (sandbox.faults.revoke_after > 0 and token.data_requests > sandbox.faults.revoke_after)
         )
     if expired or revoked:
         if sandbox.faults.stale_token_status == 400 and token is not None:
@@ -424,32 +452,36 @@ async def _records(request: web.Request) -> web.Response:
         sandbox.data_requests[view_name] = sandbox.data_requests.get(view_name, 0) + 1
     pagination = {"TotalCount": page.total or 0, "PageNumber": number, "PageSize": size} if want_total else None
     response = _render_page(request, table, page, pagination)
-    _mutate(sandbox, view_name)
+    _mutate(sandbox, view_name, request["log"])
     return response
 
 
-def _render_page(request: web.Request, table: Any, page: Page, pagination: dict[str, int] | None) -> web.Response:
+def _render_page(
+    request: web.Request, table: Any, page: Page, pagination: dict[str, int] | None
+) -> web.Response:
     if page.fragments is None or wants_xml(request):
-        rows: list[Row] = page.rows
-        if page.fragments is not None:
-            rows = [json.loads(fragment) for fragment in page.fragments]
-        return _render(request, rows, pagination)
-    text = '{"Result":[' + ",".join(page.fragments) + "]"
+        return _render(request, page.rows, pagination)
+    parts = [b'{"Result":[', b",".join(page.fragments), b"]"]
     if pagination is not None:
-        text += ',"Pagination":' + json.dumps(pagination)
-    return web.Response(text=text + "}", content_type="application/json")
+        parts += [b',"Pagination":', json.dumps(pagination, separators=(",", ":")).encode()]
+    parts.append(b"}")
+    return web.Response(body=b"".join(parts), content_type="application/json", charset="utf-8")
 
 
-def _mutate(sandbox: Sandbox, view_name: str) -> None:
+def _mutate(sandbox: Sandbox, view_name: str, entry: dict[str, Any]) -> None:
+    """Change the view between page requests, as other users of the account would."""
     faults = sandbox.faults
     if not faults.mutate_view or faults.mutate_view.lower() != view_name.lower():
         return
     store = sandbox.store
-    if faults.mutate_deletes:
-        keys = [row[store.key_of(view_name)] for row in store.rows(view_name)]
-        with faults._lock:
-            doomed = faults._rng.sample(keys, min(faults.mutate_deletes, len(keys)))
-        store.delete(view_name, doomed)
-    if faults.mutate_inserts:
-        store.insert(view_name, faults.mutate_inserts)
-
+    with store.lock:
+        if faults.mutate_deletes:
+            keys = store.keys(view_name)
+            with faults._lock:
+                doomed = faults._rng.sample(keys, min(faults.mutate_deletes, len(keys)))
+            store.delete(view_name, doomed)
+        if faults.mutate_inserts:
+            try:
+                store.insert(view_name, faults.mutate_inserts)
+            except ValueError as error:
+                entry["mutation_error"] = str(error)

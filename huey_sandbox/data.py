@@ -462,7 +462,7 @@ class Generator:
 
     def locations(self, providers: list[Row], practices: list[Row]) -> list[Row]:
         """Provider-practice links: a primary location and sometimes one secondary."""
-        rng, below, random_ = self.rng, self._below, self._random
+        below, random_ = self._below, self._random
         wanted = max(len(providers) * 3 // 4, 1)
         link = "Provider_Practice_Location_Links"
         primary, lengths_name = f"{link}_IsPrimaryLocation", f"{link}_AppointmentLengthsMinutes"

@@ -33,7 +33,7 @@ class Column:
 _TOKEN = re.compile(
     r"""
     (?P<space>\s+)
-    |(?P<string>N?'(?:[^']|'')*')
+    |(?P<string>[Nn]?'(?:[^']|'')*')
     |(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)
     |(?P<ident>\[[^\]]+\]|[A-Za-z_][A-Za-z0-9_]*)
     |(?P<op><>|!=|<=|>=|=|<|>)
@@ -159,7 +159,7 @@ class WhereCompiler:
             self.index += 1
             operator = "<>" if token.text == "!=" else token.text
             right, right_column = self.operand(left_column)
-            if left_column is None and right_column is not None:
+            if left == "?" and right_column is not None:
                 left, _ = self.rebind_last(left, right_column)
             return f"({left} {operator} {right})"
         if self.accept("IS"):
@@ -185,7 +185,8 @@ class WhereCompiler:
         raise QueryError(f"Incorrect syntax near '{token.text}'.")
 
     def rebind_last(self, placeholder: str, column: Column) -> tuple[str, None]:
-        """Convert a literal written before the column it is compared with."""
+        """Convert a literal written before the column it is compared with (the last one bound:
+        the column itself binds nothing)."""
         position = len(self.params) - 1
         self.params[position] = convert_literal(self.params[position], column)
         return placeholder, None
@@ -279,7 +280,17 @@ def parse_select(text: str, resolve: Callable[[str], Column]) -> list[SelectItem
             function, argument = aggregate.group(1).upper(), aggregate.group(2)
             column = None if argument == "*" else resolve(argument.strip("[]"))
             if argument == "*" and function != "COUNT":
-                raise QueryError(f"Incorrect syntax near '*'.")
+                raise QueryError("Incorrect syntax near '*'.")
+            if column is not None and column.type == "PASSWORD":
+                raise QueryError(
+                    f"Field '{column.name}' of type PASSWORD cannot be selected.",
+                    "IncorrectQueryParameter",
+                )
+            if column is not None and column.type in LIST_TYPES:
+                raise QueryError(
+                    f"Operand data type of list field '{column.name}' is invalid for "
+                    f"{function.lower()} operator."
+                )
             items.append(SelectItem("aggregate", column, alias or "", function))
             continue
         name = _NAME.match(expression)

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import gc
 import json
+import re
 import sqlite3
 import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from tzlocal.windows_tz import win_tz
 
 from huey_sandbox.data import DATETIME_TYPES, LIST_TYPES, Generator, Row, View
 from huey_sandbox.query import (
@@ -16,26 +22,37 @@ from huey_sandbox.query import (
     QueryError,
     SelectItem,
     WhereCompiler,
-    caspio_datetime,
     canonical_datetime,
+    caspio_datetime,
     parse_order,
     parse_select,
 )
-from tzlocal.windows_tz import win_tz
+
+# Full ordered row-id lists kept for page-number paging, so that page 200 does not walk 199
+# pages of index first; any change to a view forgets its lists.
+_ORDER_CACHE_SIZE = 32
+_FAST_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\Z")
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 @dataclass
 class Page:
-    """What one records request returns: rows (as JSON fragments or dicts) and a total."""
+    """What one records request returns.
 
-    fragments: list[str] | None = None
+    Attributes:
+        rows: the rows, as dicts (shared with the store: do not change them).
+        fragments: for `q.select=*`, each row's JSON text as UTF-8, ready to join.
+        total: the count of every matching row, when asked for.
+    """
+
     rows: list[Row] = field(default_factory=list)
+    fragments: list[bytes] | None = None
     total: int | None = None
 
     @property
     def count(self) -> int:
         """How many rows the page holds."""
-        return len(self.fragments) if self.fragments is not None else len(self.rows)
+        return len(self.rows)
 
 
 @dataclass
@@ -46,20 +63,28 @@ class Mutations:
     deleted: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def _sql_value(value: Any, type_: str) -> Any:
-    if value is None:
-        return None
+def stored_datetime(text: str) -> str:
+    """A generated date-time value in the store's sortable form (trusted input: fast path)."""
+    if _FAST_DATETIME.match(text):
+        return f"{text[:10]} {text[11:19]}.{text[20:26]:0<6}"
+    return canonical_datetime(text)
+
+
+def _converter(type_: str, trusted: bool) -> Callable[[Any], Any] | None:
+    """How a Python value of this type is kept in SQLite; None when it is kept as it is."""
     if type_ in DATETIME_TYPES:
-        return canonical_datetime(value)
-    if type_ in LIST_TYPES:
-        return json.dumps(value)
+        return stored_datetime if trusted else canonical_datetime
     if type_ == "YES/NO":
-        return int(value)
-    return value
+        return int
+    return None
 
 
 class ViewTable:
-    """One view's rows: the Python values as Caspio returns them and a SQLite index over them."""
+    """One view's rows: the Python values as Caspio returns them and a SQLite index over them.
+
+    LIST and PASSWORD fields are not kept in SQLite: no clause may compare, order, group or
+    aggregate them, and records take their values from the Python rows.
+    """
 
     def __init__(self, db: sqlite3.Connection, index: int, view: View) -> None:
         self.db = db
@@ -70,31 +95,61 @@ class ViewTable:
         for position, f in enumerate(view.fields):
             self.columns[f.name.lower()] = Column(f.name, f'"c{position}"', f.type, f.unique)
         self.columns["pk_id"] = Column("PK_ID", '"pk_id"', "STRING", True)
+        self.stored = [
+            c
+            for c in self.columns.values()
+            if c.name != "PK_ID" and c.type not in LIST_TYPES and c.type != "PASSWORD"
+        ]
         self.rows: dict[int, Row] = {}
-        self.fragments: dict[int, str] = {}
+        self.fragments: dict[int, bytes] = {}
         self.next_rid = 1
+        self.version = 0
+        self.indexed: set[str] = set()
+        self._orders: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+        self._pk_id = self._pk_id_function()
         self._create()
         self.insert(view.rows)
+        for column in self.columns.values():
+            if column.unique:
+                self.ensure_index(column)
+
+    def _pk_id_function(self) -> Callable[[Row], str]:
+        if self.view.join_tables:
+            return self.view.pk_id
+        unique = self.view.unique_field
+        assert unique is not None
+        name = unique.name
+        return lambda row: str(row[name])
+
+    def pk_id(self, row: Row) -> str:
+        """The row's `PK_ID`."""
+        return self._pk_id(row)
 
     def _create(self) -> None:
         definitions = ['"rid" INTEGER PRIMARY KEY', '"pk_id" TEXT COLLATE NOCASE']
         for column in self.columns.values():
             if column.name == "PK_ID":
                 continue
-            affinity = {"INTEGER": "INTEGER", "AUTONUMBER": "INTEGER", "YES/NO": "INTEGER"}.get(column.type)
+            affinity = {"INTEGER": "INTEGER", "AUTONUMBER": "INTEGER", "YES/NO": "INTEGER"}.get(
+                column.type
+            )
             if column.type in ("NUMBER", "CURRENCY"):
                 affinity = "REAL"
             definitions.append(f"{column.sql} {affinity or 'TEXT COLLATE NOCASE'}")
         self.db.execute(f"CREATE TABLE {self.table} ({', '.join(definitions)})")
-        for column in self.columns.values():
-            if column.type not in LIST_TYPES and column.type != "PASSWORD":
-                name = column.sql.strip('"')
-                self.db.execute(f"CREATE INDEX {self.table}_{name} ON {self.table} ({column.sql})")
+
+    def ensure_index(self, column: Column) -> None:
+        """Index a column the first time a query filters or orders on it."""
+        if column.sql in self.indexed or column.type in LIST_TYPES or column.type == "PASSWORD":
+            return
+        name = column.sql.strip('"')
+        self.db.execute(f"CREATE INDEX {self.table}_{name} ON {self.table} ({column.sql})")
+        self.indexed.add(column.sql)
         unique = self.view.unique_field
-        for f in self.view.fields:
-            if f.type == "TIMESTAMP" and unique is not None:
-                pair = f"{self.columns[f.name.lower()].sql}, {self.columns[unique.name.lower()].sql}"
-                self.db.execute(f"CREATE INDEX {self.table}_{f.name}_key ON {self.table} ({pair})")
+        if column.type == "TIMESTAMP" and unique is not None:
+            # Incremental reads filter and order on a timestamp and the key together.
+            pair = f"{column.sql}, {self.columns[unique.name.lower()].sql}"
+            self.db.execute(f"CREATE INDEX {self.table}_{name}_key ON {self.table} ({pair})")
 
     def resolve(self, name: str) -> Column:
         """The column a query names, case-insensitively, or Caspio's unknown-column error."""
@@ -103,21 +158,39 @@ class ViewTable:
             raise QueryError(f"Invalid column name '{name}'.")
         return column
 
-    def insert(self, rows: list[Row]) -> list[int]:
+    def _changed(self) -> None:
+        self.version += 1
+        self._orders.clear()
+
+    def insert(self, rows: list[Row], *, trusted: bool = True) -> list[int]:
         """Add rows; returns their internal row ids."""
-        names = [c for c in self.columns.values() if c.name != "PK_ID" and c.type != "PASSWORD"]
-        placeholders = ", ".join("?" * (len(names) + 2))
-        sql_names = ", ".join(['"rid"', '"pk_id"'] + [c.sql for c in names])
-        batch, rids = [], []
-        for row in rows:
-            rid = self.next_rid
-            self.next_rid += 1
-            self.rows[rid] = row
-            rids.append(rid)
-            values = [_sql_value(row.get(c.name), c.type) for c in names]
-            batch.append([rid, self.view.pk_id(row), *values])
-        self.db.executemany(f"INSERT INTO {self.table} ({sql_names}) VALUES ({placeholders})", batch)
+        if not rows:
+            return []
+        rids = list(range(self.next_rid, self.next_rid + len(rows)))
+        self.next_rid += len(rows)
+        self.rows.update(zip(rids, rows, strict=True))
+        pk_id = self._pk_id
+        columns: list[Any] = [rids, [pk_id(row) for row in rows]]
+        for column in self.stored:
+            name, convert = column.name, _converter(column.type, trusted)
+            values = [row.get(name) for row in rows]
+            if convert is not None:
+                values = [None if v is None else convert(v) for v in values]
+            columns.append(values)
+        sql_names = ", ".join(['"rid"', '"pk_id"'] + [c.sql for c in self.stored])
+        placeholders = ", ".join("?" * len(columns))
+        self.db.executemany(
+            f"INSERT INTO {self.table} ({sql_names}) VALUES ({placeholders})", zip(*columns, strict=True)
+        )
+        self.encode(rids)
+        self._changed()
         return rids
+
+    def encode(self, rids: list[int]) -> None:
+        """Keep each row's JSON text, as `q.select=*` returns it."""
+        rows, fragments = self.rows, self.fragments
+        for rid in rids:
+            fragments[rid] = _ENCODE(rows[rid]).encode()
 
     def delete(self, rids: list[int]) -> None:
         """Remove rows by internal row id."""
@@ -125,23 +198,23 @@ class ViewTable:
             self.rows.pop(rid, None)
             self.fragments.pop(rid, None)
         self.db.executemany(f"DELETE FROM {self.table} WHERE rid = ?", [(rid,) for rid in rids])
+        self._changed()
 
     def update(self, rid: int, changes: Row) -> None:
-        """Change some values of one row."""
+        """Change some values of one row; names must be given in their defined case."""
         row = self.rows[rid] | changes
         self.rows[rid] = row
-        self.fragments.pop(rid, None)
-        sets = ", ".join(f"{self.resolve(name).sql} = ?" for name in changes)
-        values = [_sql_value(v, self.resolve(k).type) for k, v in changes.items()]
-        self.db.execute(f"UPDATE {self.table} SET {sets} WHERE rid = ?", [*values, rid])
-
-    def fragment(self, rid: int) -> str:
-        """The row's JSON text as `q.select=*` returns it, cached."""
-        cached = self.fragments.get(rid)
-        if cached is None:
-            cached = json.dumps(self.rows[rid], ensure_ascii=False, separators=(",", ":"))
-            self.fragments[rid] = cached
-        return cached
+        self.encode([rid])
+        stored = {c.name: c for c in self.stored}
+        kept = [(stored[name], value) for name, value in changes.items() if name in stored]
+        if kept:
+            sets = ", ".join(f"{column.sql} = ?" for column, _ in kept)
+            values = [
+                None if value is None else (_converter(column.type, False) or _same)(value)
+                for column, value in kept
+            ]
+            self.db.execute(f"UPDATE {self.table} SET {sets} WHERE rid = ?", [*values, rid])
+        self._changed()
 
     def query(
         self,
@@ -156,67 +229,117 @@ class ViewTable:
     ) -> Page:
         """Run one records request."""
         items = parse_select(select or "*", self.resolve)
-        condition, params = WhereCompiler(where, self.resolve).compile()
-        if any(item.kind == "aggregate" for item in items) or group:
-            return self._aggregate(items, condition, params, group, limit, offset)
-        ordering = parse_order(order, self.resolve) if order else []
-        clauses = [f"{c.sql} {'DESC' if descending else 'ASC'}" for c, descending in ordering]
-        if not any(c.unique for c, _ in ordering):
-            clauses.append("random()")
-        sql = f"SELECT rid FROM {self.table} WHERE {condition} ORDER BY {', '.join(clauses)} LIMIT ? OFFSET ?"
-        rids = [r[0] for r in self.db.execute(sql, [*params, limit, offset])]
-        total = None
-        if want_total:
-            total = self.db.execute(f"SELECT COUNT(*) FROM {self.table} WHERE {condition}", params).fetchone()[0]
-        if len(items) == 1 and items[0].kind == "star":
-            return Page(fragments=[self.fragment(rid) for rid in rids], total=total)
-        return Page(rows=[self._project(rid, items) for rid in rids], total=total)
+        used: list[Column] = []
 
-    def _project(self, rid: int, items: list[SelectItem]) -> Row:
-        row = self.rows[rid]
+        def resolve(name: str) -> Column:
+            column = self.resolve(name)
+            used.append(column)
+            return column
+
+        condition, params = WhereCompiler(where, resolve).compile()
+        if any(item.kind == "aggregate" for item in items) or group:
+            return self._aggregate(items, condition, params, group, limit, offset, want_total)
+        ordering = parse_order(order, self.resolve) if order else []
+        for column in used + [c for c, _ in ordering]:
+            self.ensure_index(column)
+        clauses = [f"{c.sql} {'DESC' if descending else 'ASC'}" for c, descending in ordering]
+        deterministic = any(c.unique for c, _ in ordering)
+        if not deterministic:
+            clauses.append("random()")
+        total = None
+        if deterministic and (offset > 0 or want_total):
+            ordered = self._ordered(condition, params, clauses)
+            rids = ordered[offset : offset + limit]
+            total = len(ordered)
+        else:
+            sql = (
+                f"SELECT rid FROM {self.table} WHERE {condition} "
+                f"ORDER BY {', '.join(clauses)} LIMIT ? OFFSET ?"
+            )
+            rids = [r[0] for r in self.db.execute(sql, [*params, limit, offset])]
+            if want_total:
+                sql = f"SELECT COUNT(*) FROM {self.table} WHERE {condition}"
+                total = self.db.execute(sql, params).fetchone()[0]
+        rows = [self.rows[rid] for rid in rids]
+        if len(items) == 1 and items[0].kind == "star":
+            fragments = self.fragments
+            return Page(rows=rows, fragments=[fragments[rid] for rid in rids], total=total)
+        return Page(rows=[self._project(row, items) for row in rows], total=total)
+
+    def _ordered(self, condition: str, params: list[Any], clauses: list[str]) -> list[int]:
+        """Every matching row id in a deterministic order, remembered until the view changes."""
+        key = (condition, tuple(params), tuple(clauses))
+        ordered = self._orders.get(key)
+        if ordered is None:
+            sql = f"SELECT rid FROM {self.table} WHERE {condition} ORDER BY {', '.join(clauses)}"
+            ordered = [r[0] for r in self.db.execute(sql, params)]
+            self._orders[key] = ordered
+            while len(self._orders) > _ORDER_CACHE_SIZE:
+                self._orders.popitem(last=False)
+        else:
+            self._orders.move_to_end(key)
+        return ordered
+
+    def _project(self, row: Row, items: list[SelectItem]) -> Row:
         out: Row = {}
         for item in items:
             if item.kind == "star":
                 out.update(row)
             elif item.column is not None and item.column.name == "PK_ID":
-                out[item.alias] = self.view.pk_id(row)
+                out[item.alias] = self._pk_id(row)
             elif item.column is not None:
                 out[item.alias] = row.get(item.column.name)
         return out
 
     def _aggregate(
-        self, items: list[SelectItem], condition: str, params: list[Any], group: str, limit: int, offset: int
+        self,
+        items: list[SelectItem],
+        condition: str,
+        params: list[Any],
+        group: str,
+        limit: int,
+        offset: int,
+        want_total: bool,
     ) -> Page:
         grouped = parse_order(group, self.resolve) if group else []
         grouped_names = {c.name for c, _ in grouped}
         expressions = []
-        for position, item in enumerate(items):
+        for item in items:
             if item.kind == "star":
-                raise QueryError("Column '*' is invalid in the select list because it is not contained in an aggregate function.")
+                raise QueryError(
+                    "Column '*' is invalid in the select list because it is not contained in an "
+                    "aggregate function."
+                )
             if item.kind == "field":
                 assert item.column is not None
                 if item.column.name not in grouped_names:
                     raise QueryError(
-                        f"Column '{item.column.name}' is invalid in the select list because it is not contained in "
-                        "either an aggregate function or the GROUP BY clause."
+                        f"Column '{item.column.name}' is invalid in the select list because it "
+                        "is not contained in either an aggregate function or the GROUP BY clause."
                     )
                 expressions.append(item.column.sql)
             else:
                 argument = "*" if item.column is None else item.column.sql
                 expressions.append(f"{item.function}({argument})")
-            del position
-        sql = f"SELECT {', '.join(expressions)} FROM {self.table} WHERE {condition}"
+        source = f"SELECT {', '.join(expressions)} FROM {self.table} WHERE {condition}"
         if grouped:
-            sql += f" GROUP BY {', '.join(c.sql for c, _ in grouped)} ORDER BY {', '.join(c.sql for c, _ in grouped)}"
-        sql += " LIMIT ? OFFSET ?"
+            keys = ", ".join(c.sql for c, _ in grouped)
+            source += f" GROUP BY {keys} ORDER BY {keys}"
         rows = []
-        for values in self.db.execute(sql, [*params, limit, offset]):
+        for values in self.db.execute(f"{source} LIMIT ? OFFSET ?", [*params, limit, offset]):
             out: Row = {}
             for number, (item, value) in enumerate(zip(items, values, strict=True), start=1):
                 name = item.alias or f"Expr{number}"
                 out[name] = _caspio_value(value, item)
             rows.append(out)
-        return Page(rows=rows)
+        total = None
+        if want_total:
+            total = self.db.execute(f"SELECT COUNT(*) FROM ({source})", params).fetchone()[0]
+        return Page(rows=rows, total=total)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def _caspio_value(value: Any, item: SelectItem) -> Any:
@@ -234,11 +357,25 @@ class Store:
 
     def __init__(self, rows: int, seed: int) -> None:
         self.lock = threading.RLock()
-        self.generator = Generator(rows, seed)
         self.db = sqlite3.connect(":memory:", check_same_thread=False)
         self.tables: dict[str, ViewTable] = {}
-        for index, view in enumerate(self.generator.views()):
-            self.tables[view.name.lower()] = ViewTable(self.db, index, view)
+        # Hundreds of thousands of small dicts: the cyclic collector would walk them again and
+        # again while they are made.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            self.generator = Generator(rows, seed)
+            for index, view in enumerate(self.generator.views()):
+                self.tables[view.name.lower()] = ViewTable(self.db, index, view)
+        finally:
+            if collecting:
+                gc.enable()
+        self.next_keys: dict[str, int] = {}
+        for table in self.tables.values():
+            unique = table.view.unique_field
+            if unique is not None and unique.type == "AUTONUMBER":
+                highest = max((row[unique.name] for row in table.rows.values()), default=0)
+                self.next_keys[table.view.name] = highest + 1
         self.mutations = Mutations()
 
     @property
@@ -250,26 +387,52 @@ class Store:
         """The view of this name, matched case-insensitively."""
         return self.tables.get(name.lower())
 
+    def _table(self, view: str) -> ViewTable:
+        table = self.tables.get(view.lower())
+        if table is None:
+            raise KeyError(f"no view named {view!r}; the views are {self.view_names}")
+        return table
+
     def rows(self, view: str) -> list[Row]:
         """The view's current rows, as the API returns them for `q.select=*`."""
         with self.lock:
-            table = self.tables[view.lower()]
-            return [dict(row) for row in table.rows.values()]
+            return [dict(row) for row in self._table(view).rows.values()]
+
+    def count(self, view: str) -> int:
+        """How many rows the view holds now."""
+        with self.lock:
+            return len(self._table(view).rows)
+
+    def keys(self, view: str) -> list[Any]:
+        """The view's current keys (its unique field's values, or `PK_ID` strings)."""
+        with self.lock:
+            table = self._table(view)
+            key = self.key_of(view)
+            return [_key(table, row, key) for row in table.rows.values()]
 
     def key_of(self, view: str) -> str:
         """The name of the view's first unique field, else `PK_ID`."""
-        unique = self.tables[view.lower()].view.unique_field
+        unique = self._table(view).view.unique_field
         return unique.name if unique else "PK_ID"
 
     def insert(self, view: str, count: int) -> list[Any]:
-        """Insert new rows with new keys, stamped now; returns their keys."""
+        """Insert new rows with new keys, stamped now; returns their keys.
+
+        Keys are never reused, as AUTONUMBER never reuses them, even after the highest row
+        was deleted. Only the providers and practices views can be inserted into.
+        """
         with self.lock:
-            table = self.tables[view.lower()]
+            table = self._table(view)
+            makers = {"providers": self.generator.provider, "practices": self.generator.practice}
+            make = makers.get(view.lower())
             unique = table.view.unique_field
-            if unique is None or unique.type != "AUTONUMBER":
-                raise ValueError(f"view {view} has no AUTONUMBER key to insert by")
-            make = {"providers": self.generator.provider, "practices": self.generator.practice}[view.lower()]
-            start = max((row[unique.name] for row in table.rows.values()), default=0) + 1
+            if make is None or unique is None:
+                raise ValueError(
+                    f"view {table.view.name} cannot be inserted into; only Providers and "
+                    "Practices can"
+                )
+            start = self.next_keys[table.view.name]
+            self.next_keys[table.view.name] = start + count
             rows = [make(key) for key in range(start, start + count)]
             for row in rows:
                 row.update(self.stamps(table, on_insert=True))
@@ -278,23 +441,46 @@ class Store:
             self.mutations.inserted.setdefault(table.view.name, []).extend(keys)
             return keys
 
-    def delete(self, view: str, keys: list[Any]) -> None:
-        """Delete rows by their unique key."""
+    def delete(self, view: str, keys: list[Any]) -> list[Any]:
+        """Delete rows by their unique key; returns the keys that matched a row."""
         with self.lock:
-            table = self.tables[view.lower()]
+            table = self._table(view)
             key = self.key_of(view)
-            wanted = {str(k) for k in keys}
-            rids = [rid for rid, row in table.rows.items() if str(_key(table, row, key)) in wanted]
-            table.delete(rids)
-            self.mutations.deleted.setdefault(table.view.name, []).extend(keys)
+            wanted = {str(k): k for k in keys}
+            found = [
+                (rid, wanted[str(_key(table, row, key))])
+                for rid, row in table.rows.items()
+                if str(_key(table, row, key)) in wanted
+            ]
+            table.delete([rid for rid, _ in found])
+            deleted = [k for _, k in found]
+            if deleted:
+                self.mutations.deleted.setdefault(table.view.name, []).extend(deleted)
+            return deleted
 
     def update(self, view: str, key: Any, changes: Row | None = None) -> Row:
-        """Change a row and stamp its OnUpdate TIMESTAMP fields with the current time."""
+        """Change a row and stamp its OnUpdate TIMESTAMP fields with the current time.
+
+        Field names match case-insensitively; a name the view does not return is refused.
+        """
         with self.lock:
-            table = self.tables[view.lower()]
+            table = self._table(view)
             name = self.key_of(view)
-            rid = next(rid for rid, row in table.rows.items() if str(_key(table, row, name)) == str(key))
-            table.update(rid, (changes or {}) | self.stamps(table, on_insert=False))
+            rid = next(
+                (r for r, row in table.rows.items() if str(_key(table, row, name)) == str(key)),
+                None,
+            )
+            if rid is None:
+                raise KeyError(f"view {table.view.name} has no row whose {name} is {key!r}")
+            defined: Row = {}
+            for field_name, value in (changes or {}).items():
+                f = table.view.field(field_name)
+                if f is None or not f.returned:
+                    raise KeyError(f"view {table.view.name} has no editable field {field_name!r}")
+                if f.type in DATETIME_TYPES and value is not None:
+                    canonical_datetime(value)
+                defined[f.name] = value
+            table.update(rid, defined | self.stamps(table, on_insert=False))
             return dict(table.rows[rid])
 
     @staticmethod
@@ -311,4 +497,4 @@ class Store:
 
 
 def _key(table: ViewTable, row: Row, key: str) -> Any:
-    return table.view.pk_id(row) if key == "PK_ID" else row[key]
+    return table.pk_id(row) if key == "PK_ID" else row[key]

@@ -33,6 +33,8 @@ def describe_failure(error: BaseException) -> str:
         return str(problem.describe())
     if isinstance(error, BadPayload):
         return str(error)
+    if isinstance(error, requests.exceptions.SSLError):
+        return "the TLS connection failed (certificate not trusted, or not a TLS server)"
     if isinstance(error, requests.exceptions.Timeout):
         return "the request timed out"
     if isinstance(
@@ -102,6 +104,7 @@ class RetryPolicy:
             self._waits,
             RETRIED_EXCEPTIONS,
             max_tries=self.max_retries + 1,
+            giveup=lambda error: isinstance(error, requests.exceptions.SSLError),
             jitter=None,
             on_backoff=report,
             logger=None,

@@ -8,7 +8,7 @@ from xml.etree.ElementTree import Element
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
 
-from tap_huey.errors import BadPayload
+from tap_huey.errors import BadPayload, CaspioAPIError
 
 
 def _local(tag: str) -> str:
@@ -20,7 +20,10 @@ def _parse(content: bytes) -> Element:
         root: Element = fromstring(content, forbid_dtd=True)
         return root
     except DefusedXmlException as error:
-        raise ValueError(f"refused unsafe XML: {type(error).__name__}") from error
+        raise CaspioAPIError(
+            f"Caspio's answer is XML with a DTD or entity declaration ({type(error).__name__}); "
+            "refused to parse it. Use response_format: json, and report this to the account owner."
+        ) from error
 
 
 def _value(element: Element) -> Any:
@@ -52,11 +55,11 @@ def parse_records(content: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] 
 
     Raises:
         BadPayload: when the body is not well-formed XML (cut short in transit, say).
-        ValueError: when the XML is unsafe (a DTD or entity declaration).
+        CaspioAPIError: when the XML is unsafe (a DTD or entity declaration).
     """
     try:
         root = _parse(content)
-    except ValueError:
+    except CaspioAPIError:
         raise
     except Exception as error:  # ParseError is not exported under one stable name
         raise BadPayload(f"Caspio sent XML that does not parse: {error}") from error
