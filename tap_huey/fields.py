@@ -190,6 +190,8 @@ class CaspioField:
 
     def converter(self) -> Callable[[Any], Any]:
         """A function that turns one raw JSON or XML value into the value the tap emits."""
+        if self.type == "LIST-NUMBER":
+            return lambda value: _convert_list(value, _convert_list_number)
         if self.type in LIST_TYPES:
             item = CaspioField(self.name, LIST_TYPES[self.type], zone=self.zone).converter()
             return lambda value: _convert_list(value, item)
@@ -250,17 +252,27 @@ def _convert_integer(value: Any) -> int | None:
     return int(number)
 
 
-def _convert_number(value: Any) -> Decimal | int | None:
+def _convert_number(value: Any) -> Decimal | None:
+    # Always a Decimal, so that a list of numbers has one item type (databases insist on it).
     if value is None or value == "":
         return None
     if isinstance(value, bool):
-        return int(value)
+        return Decimal(int(value))
     if isinstance(value, (int, Decimal)):
-        return value
+        return Decimal(value)
     try:
         return Decimal(str(value).strip())
     except InvalidOperation as error:
         raise ValueError(f"{value!r} is not a number") from error
+
+
+def _convert_list_number(value: Any) -> Decimal | None:
+    # Written with a decimal point (1 as 1.0), so that a reader parsing the JSON does not get a
+    # list mixing integers and decimals, which typed array columns refuse.
+    number = _convert_number(value)
+    if number is None or not number.is_finite() or number.as_tuple().exponent < 0:
+        return number
+    return number.quantize(Decimal("0.1"))
 
 
 def _convert_boolean(value: Any) -> bool | None:
