@@ -141,6 +141,18 @@ def expected_records(server: SandboxServer, view: str, zone: str = "UTC") -> lis
     return converted
 
 
+def expected_by_key(
+    server: SandboxServer, view: str, zone: str = "UTC"
+) -> dict[Any, dict[str, Any]]:
+    """`expected_records` keyed by the view's key, with `PK_ID` added where that is the key."""
+    records = expected_records(server, view, zone)
+    key = server.key_of(view)
+    if key == "PK_ID":
+        for record in records:
+            record["PK_ID"] = f"{record['Providers_ProviderID']},{record['Practices_PracticeID']}"
+    return by_key(records, key)
+
+
 def _instant(value: str | None, zone: str) -> str | None:
     if value is None:
         return None

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from huey_sandbox.server import SandboxServer
 from tap_huey.client import view_path
 from tap_huey.errors import CaspioAPIError
 from tap_huey.xml import parse_records
 from tests.conftest import tap_config
-from tests.singer import by_key, expected_records, run_cli, run_tap
+from tests.singer import by_key, expected_by_key, run_cli, run_tap
 
 RECOVERABLE: dict[str, dict[str, Any]] = {
     "429 with Retry-After": {
@@ -50,8 +49,7 @@ RECOVERABLE: dict[str, dict[str, Any]] = {
 def _assert_exact(
     server: SandboxServer, records: list[dict[str, Any]], view: str = "Providers"
 ) -> None:
-    key = server.key_of(view)
-    assert by_key(records, key) == by_key(expected_records(server, view), key)
+    assert by_key(records, server.key_of(view)) == expected_by_key(server, view)
 
 
 @pytest.mark.parametrize("response_format", ["json", "xml"])
@@ -69,11 +67,8 @@ def test_each_fault_is_recovered_with_every_row_exactly_once(
     records = output.records("Providers")
     _assert_exact(fresh_sandbox, records)
     assert fresh_sandbox.faults.scripted == []
-    assert (
-        output.last_state["bookmarks"]["Providers"]["replication_key_value"]
-        == max((r["LastUpdated"] for r in records), key=lambda v: v)
-        or True
-    )
+    bookmark = output.last_state["bookmarks"]["Providers"]["replication_key_value"]
+    assert bookmark == records[-1]["LastUpdated"]
     assert "Retrying" in caplog.text or "refused the access token" in caplog.text
 
 
@@ -110,12 +105,7 @@ def test_many_faults_at_random_rates_still_give_every_row_once(
     faulted = [e for e in fresh_sandbox.log if e["fault"]]
     assert len(faulted) >= 5
     for view in fresh_sandbox.views():
-        _assert_exact(
-            fresh_sandbox, output.records(view), view
-        ) if view != "Provider_Locations" else None
-    assert len(by_key(output.records("Provider_Locations"), "PK_ID")) == len(
-        fresh_sandbox.rows("Provider_Locations")
-    )
+        _assert_exact(fresh_sandbox, output.records(view), view)
 
 
 def test_per_second_rate_limit_is_waited_out_honouring_retry_after(
@@ -378,9 +368,3 @@ def test_each_malformed_setting_ends_in_a_plain_error(
     assert output.exit_code == 1
     assert expected in output.stderr
     assert "Traceback" not in output.stderr
-
-
-def test_requests_carry_the_tap_user_agent(sandbox: SandboxServer) -> None:
-    response = requests.get(f"{sandbox.url}/integrations/rest/v3/views", timeout=10)
-
-    assert response.status_code == 401

@@ -11,7 +11,7 @@ import pytest
 
 from huey_sandbox.server import SandboxServer
 from tests.conftest import tap_config
-from tests.singer import Output, by_key, expected_records, run_tap
+from tests.singer import Output, by_key, expected_by_key, run_tap
 
 
 def _key(server: SandboxServer, view: str) -> str:
@@ -19,11 +19,7 @@ def _key(server: SandboxServer, view: str) -> str:
 
 
 def _expected(server: SandboxServer, view: str, zone: str = "UTC") -> dict[Any, dict[str, Any]]:
-    records = expected_records(server, view, zone)
-    if view == "Provider_Locations":
-        for record in records:
-            record["PK_ID"] = f"{record['Providers_ProviderID']},{record['Practices_PracticeID']}"
-    return by_key(records, _key(server, view))
+    return expected_by_key(server, view, zone)
 
 
 @pytest.fixture(scope="module")
