@@ -270,7 +270,8 @@ def _convert_list_number(value: Any) -> Decimal | None:
     # Written with a decimal point (1 as 1.0), so that a reader parsing the JSON does not get a
     # list mixing integers and decimals, which typed array columns refuse.
     number = _convert_number(value)
-    if number is None or not number.is_finite() or number.as_tuple().exponent < 0:
+    exponent = number.as_tuple().exponent if number is not None else 0
+    if number is None or not isinstance(exponent, int) or exponent < 0:
         return number
     return number.quantize(Decimal("0.1"))
 

@@ -115,6 +115,15 @@ CONFIG_SCHEMA = th.PropertiesList(
         ),
     ),
     th.Property(
+        "max_parallel_requests",
+        th.IntegerType(minimum=1, maximum=16),
+        default=4,
+        description=(
+            "Requests in flight at once for a large view, read as key ranges side by side and emitted "
+            "in order. 1 reads page after page."
+        ),
+    ),
+    th.Property(
         "emit_activate_version_messages",
         th.BooleanType,
         default=True,
@@ -201,6 +210,7 @@ class Settings:
     page_size: int
     response_format: str
     paging: str
+    max_parallel_requests: int
     max_retries: int
     backoff_base_seconds: float
     backoff_max_seconds: float
@@ -285,6 +295,7 @@ def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
             page_size=int(page_size),
             response_format=str(config.get("response_format") or "json"),
             paging=str(config.get("paging") or "keyset"),
+            max_parallel_requests=int(config.get("max_parallel_requests", 4)),
             max_retries=int(config.get("max_retries", 5)),
             backoff_base_seconds=float(config.get("backoff_base_seconds", 1.0)),
             backoff_max_seconds=float(config.get("backoff_max_seconds", 60.0)),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
@@ -20,20 +24,14 @@ from typing_extensions import override
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
 from tap_huey.fields import PK_ID, where_literal
+from tap_huey.paging import PageToken, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
 from tap_huey.xml import parse_records
 
 PROGRESS_EVERY_PAGES = 25
+MAX_BUFFERED_PAGES = 4
 FAILURES: tuple[type[Exception], ...] = (FatalAPIError, *RETRIED_EXCEPTIONS)
-
-
-@dataclass(frozen=True)
-class PageToken:
-    """Where the next page starts: a page number, or the ordering values of the last row read."""
-
-    number: int = 1
-    after: tuple[Any, ...] | None = None
 
 
 class ViewStream(RESTStream[PageToken]):
@@ -56,6 +54,7 @@ class ViewStream(RESTStream[PageToken]):
         self._page_number = 0
         self._start_filter: str | None = None
         self._read_complete = False
+        self._expected: int | None = None
 
     @property
     @override
@@ -118,11 +117,16 @@ class ViewStream(RESTStream[PageToken]):
     def validate_response(self, response: requests.Response) -> None:
         self.client.validate(response)
 
-    def _where(self, after: tuple[Any, ...] | None) -> str | None:
-        """The `q.where` of a page: the user's filter, the bookmark, and the keyset bound."""
+    def _where(self, token: PageToken | None = None) -> str | None:
+        """The `q.where` of a page: the user's filter, the bookmark, its range and keyset bound."""
         clauses = [c for c in (self.view.where, self._start_filter) if c]
-        if after is not None:
-            clauses.append(self._after_clause(after))
+        first = self.view.order[0]
+        if token is not None and token.lower is not None and token.after is None:
+            clauses.append(f"{first} > {token.lower}")
+        if token is not None and token.upper is not None:
+            clauses.append(f"{first} <= {token.upper}")
+        if token is not None and token.after is not None:
+            clauses.append(self._after_clause(token.after))
         if not clauses:
             return None
         if len(clauses) == 1:
@@ -154,13 +158,14 @@ class ViewStream(RESTStream[PageToken]):
         params: dict[str, Any] = {}
         if self.view.select_pk_id:
             params["q.select"] = f"*,{PK_ID}"
-        where = self._where(token.after)
+        where = self._where(token)
         if where:
             params["q.where"] = where
         params["q.orderBy"] = ",".join(self.view.order)
         params["q.pageNumber"] = token.number
         params["q.pageSize"] = self.settings.page_size
-        if self.settings.api_version == "v3" and token.number == 1 and token.after is None:
+        first_page = token.number == 1 and token.after is None and token.lower is None
+        if self.settings.api_version == "v3" and first_page:
             params["q.getPaginationInfo"] = "true"
         return HTTPRequest(
             url=self.get_url(page.stream_context), headers=self.http_headers, params=params
@@ -223,8 +228,7 @@ class ViewStream(RESTStream[PageToken]):
     def _key(self, record: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(record.get(k) for k in self.view.primary_keys)
 
-    def _fail(self, error: BaseException) -> HueyError:
-        page = f"view '{self.name}', page {self._page_number}"
+    def _fail(self, error: BaseException, page: str) -> HueyError:
         if isinstance(error, CaspioAPIError):
             return CaspioAPIError(
                 f"Reading {page} failed: {error} {hint(error.problem)}".strip(), error.problem
@@ -236,65 +240,172 @@ class ViewStream(RESTStream[PageToken]):
             problem,
         )
 
-    @override
-    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        self._start_filter = self._bookmark_filter(context)
-        fetch = self.client.policy.wrap(
-            self._fetch, self.logger, lambda: f"view '{self.name}' page {self._page_number}"
-        )
+    def _pages(
+        self, context: Context | None, token: PageToken, label: str
+    ) -> Generator[list[dict[str, Any]], None, None]:
+        """The pages of one run of the view (or of one key range), until a short page.
+
+        Raises:
+            CaspioAPIError: when Caspio fails for good, or answers with rows already sent.
+        """
         keyset = self.settings.paging == "keyset"
-        self.logger.info(
-            "View '%s': reading ordered by %s with %s paging%s.",
-            self.name,
-            ", ".join(self.view.order),
-            "keyset" if keyset else "page-number",
-            f", from {self._start_filter}" if self._start_filter else "",
-        )
-        started = time.monotonic()
-        token = PageToken()
         previous: set[tuple[Any, ...]] = set()
-        rows = 0
-        expected: int | None = None
+        page = 0
         while True:
-            self._page_number += 1
+            page += 1
+            where = f"view '{self.name}', {label}page {page}"
+            fetch = self.client.policy.wrap(self._fetch, self.logger, functools.partial(str, where))
             try:
                 records, pagination = fetch(context, token)
             except FAILURES as error:
-                self._write_state_message()
-                raise self._fail(error) from None
-            if pagination and expected is None and pagination.get("TotalCount") is not None:
-                expected = int(pagination["TotalCount"])
+                raise self._fail(error, where) from None
+            if pagination and self._expected is None and pagination.get("TotalCount") is not None:
+                self._expected = int(pagination["TotalCount"])
             keys = [self._key(r) for r in records]
             repeated = [k for k in keys if k in previous]
             if repeated and (keyset or len(repeated) == len(keys)):
                 raise CaspioAPIError(
-                    f"View '{self.name}', page {self._page_number}: Caspio answered with rows it had already sent "
+                    f"Reading {where}: Caspio answered with rows it had already sent "
                     f"({len(repeated)} of {len(keys)}), so it is not honouring the paging parameters. "
-                    "Stopped rather than emit duplicates; check that the API base URL points at Caspio."
+                    "Stopped rather than emit duplicates; check that api_url points at Caspio."
                 )
             if repeated:
                 self.logger.warning(
-                    "View '%s', page %d: %d rows shifted in from the previous page by edits during the read; skipped.",
-                    self.name,
-                    self._page_number,
+                    "Reading %s: %d rows shifted in from the previous page by edits during the read; skipped.",
+                    where,
                     len(repeated),
                 )
                 records = [r for r, k in zip(records, keys, strict=True) if k not in previous]
-            yield from records
-            rows += len(records)
-            if self._page_number % PROGRESS_EVERY_PAGES == 0:
-                self.logger.info(
-                    "View '%s': %d rows in %d pages so far.", self.name, rows, self._page_number
-                )
+            yield records
             if len(keys) < self.settings.page_size:
-                break
+                return
             previous = set(keys)
             if keyset:
-                last = records[-1] if records else {}
-                token = PageToken(after=tuple(last.get(c) for c in self.view.order))
+                last = records[-1]
+                token = PageToken(
+                    after=tuple(last.get(c) for c in self.view.order), upper=token.upper
+                )
             else:
                 token = PageToken(number=token.number + 1)
-        self._check_complete(rows, expected)
+
+    def _ranges(self, first_page: list[dict[str, Any]]) -> list[PageToken]:
+        """Key ranges for the rest of a large view, read side by side; empty to read on in order."""
+        parallel = self.settings.max_parallel_requests
+        field = self.view.field(self.view.order[0])
+        last = first_page[-1] if first_page else {}
+        low = last.get(field.name)
+        if parallel < 2 or self.settings.paging != "keyset" or low is None or not splittable(field):
+            return []
+        if len(first_page) < self.settings.page_size:
+            return []
+        if (
+            self._expected is not None
+            and self._expected < len(first_page) + 2 * parallel * self.settings.page_size
+        ):
+            return []
+        where = self._where()
+        select = f"COUNT(*) AS n, MAX({field.name}) AS hi"
+        params: dict[str, Any] = {"q.select": select}
+        if where:
+            params["q.where"] = where
+        stats = self.client.get_result(
+            self.path, params, what=f"the key range of view '{self.name}'"
+        )
+        if not stats or stats[0].get("hi") is None:
+            return []
+        total = int(stats[0]["n"])
+        if self._expected is None:
+            self._expected = total
+        pages = -(-(total - len(first_page)) // self.settings.page_size)
+        if pages < 2 * parallel:
+            return []
+        after = tuple(last.get(c) for c in self.view.order)
+        ranges = split(field, low, stats[0]["hi"], pages)
+        return [
+            PageToken(after=after if index == 0 else None, lower=lower, upper=upper)
+            for index, (lower, upper) in enumerate(ranges)
+        ]
+
+    def _side_by_side(
+        self, context: Context | None, ranges: list[PageToken]
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The pages of every range, fetched `max_parallel_requests` ranges at a time, yielded in order."""
+        parallel = self.settings.max_parallel_requests
+        stop = threading.Event()
+        done = object()
+
+        def read(index: int, token: PageToken, pages: queue.Queue[Any]) -> None:
+            label = f"range {index + 1} of {len(ranges)}, "
+            try:
+                for page in self._pages(context, token, label):
+                    while not stop.is_set():
+                        try:
+                            pages.put(page, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+                pages.put(done)
+            except BaseException as error:  # handed to the reader, who raises it in order
+                pages.put(error)
+
+        queues: list[queue.Queue[Any]] = []
+        with ThreadPoolExecutor(
+            max_workers=parallel, thread_name_prefix=f"huey-{self.name}"
+        ) as pool:
+            try:
+                for index in range(len(ranges)):
+                    while len(queues) < min(index + parallel, len(ranges)):
+                        queues.append(queue.Queue(maxsize=MAX_BUFFERED_PAGES))
+                        pool.submit(read, len(queues) - 1, ranges[len(queues) - 1], queues[-1])
+                    while (item := queues[index].get()) is not done:
+                        if isinstance(item, BaseException):
+                            raise item
+                        yield item
+            finally:
+                stop.set()
+
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        self._start_filter = self._bookmark_filter(context)
+        self._expected = None
+        self.logger.info(
+            "View '%s': reading ordered by %s with %s paging%s.",
+            self.name,
+            ", ".join(self.view.order),
+            "keyset" if self.settings.paging == "keyset" else "page-number",
+            f", from {self._start_filter}" if self._start_filter else "",
+        )
+        started = time.monotonic()
+        rows = 0
+        try:
+            pages: Iterator[list[dict[str, Any]]]
+            sequential = self._pages(context, PageToken(), "")
+            pages = sequential
+            first = next(sequential)
+            ranges = self._ranges(first)
+            if ranges:
+                sequential.close()
+                self.logger.info(
+                    "View '%s': reading the rest as %d key ranges, %d at a time.",
+                    self.name,
+                    len(ranges),
+                    self.settings.max_parallel_requests,
+                )
+                pages = self._side_by_side(context, ranges)
+            for page in itertools.chain([first], pages):
+                self._page_number += 1
+                yield from page
+                rows += len(page)
+                if self._page_number % PROGRESS_EVERY_PAGES == 0:
+                    self.logger.info(
+                        "View '%s': %d rows in %d pages so far.", self.name, rows, self._page_number
+                    )
+        except HueyError:
+            self._write_state_message()
+            raise
+        self._check_complete(rows, self._expected)
         self._read_complete = True
         if self._stream_version is not None:
             self._write_activate_version_message(self._stream_version)
@@ -308,7 +419,7 @@ class ViewStream(RESTStream[PageToken]):
 
     def _check_complete(self, rows: int, expected: int | None) -> None:
         """Compare the rows read with Caspio's own count; fail on a shortfall edits cannot explain."""
-        where = self._where(None)
+        where = self._where()
         if expected is None:
             expected = self.client.count(self.name, where)
         if rows >= expected:

@@ -25,13 +25,14 @@ def fresh_sandbox() -> Iterator[SandboxServer]:
 
 
 def tap_config(server: SandboxServer, **overrides: Any) -> dict[str, Any]:
-    """A tap config for a sandbox, with fast retries."""
+    """A tap config for a sandbox, with fast retries, reading page after page unless told."""
     config: dict[str, Any] = {
         "client_id": server.client_id,
         "client_secret": server.client_secret,
         "api_url": server.url,
         "backoff_base_seconds": 0.01,
         "backoff_max_seconds": 0.05,
+        "max_parallel_requests": 1,
     }
     config.update(overrides)
     return config

@@ -52,14 +52,26 @@ def _assert_exact(
     assert by_key(records, server.key_of(view)) == expected_by_key(server, view)
 
 
-@pytest.mark.parametrize("response_format", ["json", "xml"])
+@pytest.mark.parametrize(
+    ("response_format", "parallel"),
+    [("json", 1), ("xml", 1), ("json", 4)],
+    ids=["json", "xml", "ranges"],
+)
 @pytest.mark.parametrize("fault", list(RECOVERABLE))
 def test_each_fault_is_recovered_with_every_row_exactly_once(
-    fresh_sandbox: SandboxServer, fault: str, response_format: str, caplog: pytest.LogCaptureFixture
+    fresh_sandbox: SandboxServer,
+    fault: str,
+    response_format: str,
+    parallel: int,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     fresh_sandbox.script(**RECOVERABLE[fault])
     config = tap_config(
-        fresh_sandbox, views=["Providers"], page_size=60, response_format=response_format
+        fresh_sandbox,
+        views=["Providers"],
+        page_size=20,
+        response_format=response_format,
+        max_parallel_requests=parallel,
     )
 
     output = run_tap(config)
@@ -86,7 +98,7 @@ def test_retry_warning_names_status_request_id_and_wait(
         if r.levelname == "WARNING" and "Retrying" in r.getMessage()
     ]
     assert len(warnings) == 1
-    assert warnings[0].startswith("Retrying view 'Practices' page 2 in 0.0")
+    assert warnings[0].startswith("Retrying view 'Practices', page 2 in 0.0")
     assert "HTTP 503" in warnings[0]
     assert f"Caspio request id {failed['id']}" in warnings[0]
 
@@ -98,7 +110,7 @@ def test_many_faults_at_random_rates_still_give_every_row_once(
     fresh_sandbox.faults.drop_rate = 0.05
     fresh_sandbox.faults.truncate_rate = 0.05
     fresh_sandbox.faults.revoke_after = 7
-    config = tap_config(fresh_sandbox, page_size=40, max_retries=8)
+    config = tap_config(fresh_sandbox, page_size=20, max_retries=8, max_parallel_requests=4)
 
     output = run_tap(config)
 

@@ -30,12 +30,16 @@ def _mutating(server: SandboxServer) -> set[int]:
     return {r["ProviderID"] for r in server.rows("Providers")}
 
 
+@pytest.mark.parametrize("parallel", [1, 4])
 def test_keyset_sync_during_inserts_and_deletes_emits_every_stable_row_exactly_once(
-    fresh_sandbox: SandboxServer,
+    fresh_sandbox: SandboxServer, parallel: int
 ) -> None:
     before = _mutating(fresh_sandbox)
+    config = tap_config(
+        fresh_sandbox, views=["Providers"], page_size=25, max_parallel_requests=parallel
+    )
 
-    output = run_tap(tap_config(fresh_sandbox, views=["Providers"], page_size=25))
+    output = run_tap(config)
 
     seen = _ids(output.records("Providers"))
     deleted = set(fresh_sandbox.mutations.deleted["Providers"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -106,7 +107,7 @@ def test_view_whose_row_count_is_an_exact_multiple_of_the_page_size_ends_with_on
 def test_small_pages_read_every_row_once(sandbox: SandboxServer) -> None:
     sandbox.clear_log()
 
-    output = run_tap(tap_config(sandbox, views=["Practices"], page_size=7))
+    output = run_tap(tap_config(sandbox, views=["Practices"], page_size=7, max_parallel_requests=1))
 
     rows = len(sandbox.rows("Practices"))
     assert by_key(output.records("Practices"), "PracticeID") == _expected(sandbox, "Practices")
@@ -215,3 +216,23 @@ def test_user_where_filter_is_combined_with_keyset_paging(sandbox: SandboxServer
     assert sorted(r["ProviderID"] for r in output.records("Providers")) == sorted(wanted)
     later = sandbox.data_log("Providers")[1]["query"]["q.where"]
     assert later.startswith("(LicenseState = N'CA' OR LastName LIKE N'O''%') AND (")
+
+
+def test_large_view_is_read_as_key_ranges_side_by_side_and_emitted_in_order(
+    sandbox: SandboxServer,
+) -> None:
+    sandbox.clear_log()
+
+    output = run_tap(tap_config(sandbox, views=["Practices"], page_size=7, max_parallel_requests=4))
+
+    records = output.records("Practices")
+    assert by_key(records, "PracticeID") == _expected(sandbox, "Practices")
+    raw = {r["PracticeID"]: r["LastModified"] for r in sandbox.rows("Practices")}
+    order = [(datetime.fromisoformat(raw[r["PracticeID"]]), r["PracticeID"]) for r in records]
+    assert order == sorted(order)
+    queries = [e["query"] for e in sandbox.data_log("Practices")]
+    assert queries[1]["q.select"] == "COUNT(*) AS n, MAX(LastModified) AS hi"
+    ranged = [q for q in queries[2:] if "LastModified <= " in q.get("q.where", "")]
+    assert len(ranged) > 10
+    bookmark = output.last_state["bookmarks"]["Practices"]["replication_key_value"]
+    assert bookmark == records[-1]["LastModified"]
