@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -100,6 +100,14 @@ def parse_caspio_datetime(text: str) -> datetime:
         ValueError: when the text is not such a date-time, or names a day that does not exist.
     """
     text = text.strip()
+    if len(text) in (19, 23, 26) and text[10] == "T":
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if moment.tzinfo is None:
+                return moment
     match = _CASPIO_DATETIME.match(text)
     if match:
         year, month, day, hour, minute, second, fraction = match.groups()
@@ -188,6 +196,13 @@ class CaspioField:
             schema["description"] = self.description
         return schema
 
+    @property
+    def is_text(self) -> bool:
+        """Whether values pass through as they come (text types)."""
+        return self.type not in INTEGER_TYPES | NUMBER_TYPES | DATETIME_TYPES | {"YES/NO"} and (
+            self.type not in LIST_TYPES
+        )
+
     def converter(self) -> Callable[[Any], Any]:
         """A function that turns one raw JSON or XML value into the value the tap emits."""
         if self.type == "LIST-NUMBER":
@@ -196,15 +211,14 @@ class CaspioField:
             item = CaspioField(self.name, LIST_TYPES[self.type], zone=self.zone).converter()
             return lambda value: _convert_list(value, item)
         if self.type in DATETIME_TYPES:
-            zone = self.zone
-            return lambda value: _convert_datetime(value, zone)
+            return DateTimeConverter(self.zone)
         if self.type in INTEGER_TYPES:
             return _convert_integer
         if self.type in NUMBER_TYPES:
             return _convert_number
         if self.type == "YES/NO":
             return _convert_boolean
-        return _convert_text
+        return convert_text
 
     def literal(self, raw: Any) -> str:
         """A raw value of this field as a `q.where` literal."""
@@ -231,7 +245,8 @@ def _scalar_schema(type_: str) -> dict[str, Any]:
     return {"type": "string"}
 
 
-def _convert_text(value: Any) -> Any:
+def convert_text(value: Any) -> Any:
+    """A text value as a string, None kept."""
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, bool):
@@ -289,13 +304,45 @@ def _convert_boolean(value: Any) -> bool | None:
     raise ValueError(f"{value!r} is not a YES/NO value")
 
 
-def _convert_datetime(value: Any, zone: ZoneInfo) -> str | None:
-    if value is None or value == "":
-        return None
-    moment = parse_caspio_datetime(str(value)).replace(tzinfo=zone)
-    if zone.key == "UTC":
-        moment = moment.replace(tzinfo=timezone.utc)
-    return to_rfc3339(moment)
+_CASPIO_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:[0-5]\d(?::[0-5]\d(?:\.\d{1,7})?)?$")
+
+
+class DateTimeConverter:
+    """Caspio's naive date-times as RFC 3339 with the offset of a zone.
+
+    The digits Caspio sent are kept (a fraction stays as long as it came); the offset is looked
+    up once per hour of wall-clock time (per minute in an hour where the offset changes), which
+    also checks that the day exists.
+    """
+
+    def __init__(self, zone: ZoneInfo) -> None:
+        self.zone: tzinfo = timezone.utc if zone.key == "UTC" else zone
+        self.offsets: dict[str, str] = {}
+
+    def _at(self, wall_clock: str) -> str:
+        return datetime.fromisoformat(wall_clock).replace(tzinfo=self.zone).isoformat()[19:]
+
+    def _offset(self, minute: str) -> str:
+        """The offset at a wall-clock minute; cached per hour unless the hour holds a change."""
+        hour = minute[:13]
+        if len(self.offsets) > 1 << 16:
+            self.offsets.clear()
+        first, last = self._at(hour + ":00"), self._at(hour + ":59")
+        if first == last:
+            self.offsets[hour] = first
+            return first
+        return self._at(minute)
+
+    def __call__(self, value: Any) -> str | None:
+        if value is None or value == "":
+            return None
+        text = str(value).strip().replace(" ", "T", 1)
+        if not _CASPIO_VALUE.match(text):
+            return to_rfc3339(parse_caspio_datetime(text).replace(tzinfo=self.zone))
+        offset = self.offsets.get(text[:13]) or self._offset(text[:16])
+        if len(text) == 16:
+            text += ":00"
+        return text + offset
 
 
 def _item_order(key: str) -> tuple[int, Any]:

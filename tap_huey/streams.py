@@ -17,13 +17,14 @@ from typing import Any
 import requests
 from singer_sdk import Tap
 from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
-from tap_huey.fields import PK_ID, where_literal
+from tap_huey.fields import PK_ID, convert_text, where_literal
 from tap_huey.paging import PageToken, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
@@ -39,14 +40,14 @@ class ViewStream(RESTStream[PageToken]):
 
     check_sorted = False
     allow_redirects = False
+    # post_process emits every value in its schema type already; the SDK's second pass only costs.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, view: ViewSpec, client: CaspioClient) -> None:
         self.view = view
         self.client = client
         self.settings = client.settings
-        self._converters: dict[str, Callable[[Any], Any]] = {
-            f.name: f.converter() for f in view.fields
-        }
+        self._plan: list[tuple[str, Callable[[Any], Any] | None]] | None = None
         super().__init__(tap=tap, name=view.name, schema=view.schema())
         self.primary_keys = list(view.primary_keys)
         self.replication_key = view.replication_key
@@ -445,17 +446,34 @@ class ViewStream(RESTStream[PageToken]):
             "Rows were lost in paging; run again, and report this if it repeats."
         )
 
+    def _conversion_plan(self) -> list[tuple[str, Callable[[Any], Any] | None]]:
+        """Each schema property with its converter, None for text that passes as it is."""
+        if self._plan is None:
+            fields = {f.name: f for f in self.view.fields}
+            self._plan = [
+                (name, None if fields[name].is_text else fields[name].converter())
+                for name in self.schema.get("properties", {})
+                if name in fields
+            ]
+        return self._plan
+
     @override
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
         record: dict[str, Any] = {}
-        for name, convert in self._converters.items():
+        get = row.get
+        for name, convert in self._conversion_plan():
+            value = get(name)
             try:
-                record[name] = convert(row.get(name))
+                if convert is not None:
+                    value = convert(value)
+                elif value is not None and value.__class__ is not str:
+                    value = convert_text(value)
             except (ValueError, ArithmeticError) as error:
                 raise HueyError(
-                    f"View '{self.name}', field '{name}': cannot read value {str(row.get(name))[:60]!r} "
+                    f"View '{self.name}', field '{name}': cannot read value {str(value)[:60]!r} "
                     f"as {self.view.field(name).type}: {error}"
                 ) from None
+            record[name] = value
         return record

@@ -16,6 +16,7 @@ from typing_extensions import override
 from tap_huey.client import CaspioClient
 from tap_huey.errors import HueyConfigError, HueyError
 from tap_huey.fields import CaspioField
+from tap_huey.output import HueyMessageWriter
 from tap_huey.settings import CONFIG_SCHEMA, Settings, load_settings
 from tap_huey.streams import ViewStream
 from tap_huey.views import (
@@ -44,6 +45,7 @@ class TapHuey(Tap):
     package_name = "tap-huey"
     dynamic_catalog = True
     config_jsonschema = CONFIG_SCHEMA
+    message_writer_class = HueyMessageWriter
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

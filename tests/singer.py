@@ -154,12 +154,13 @@ def expected_by_key(
 
 
 def _instant(value: str | None, zone: str) -> str | None:
+    """Caspio's digits as they came, with the zone's offset at that wall-clock time."""
     if value is None:
         return None
     moment = datetime.fromisoformat(value).replace(
         tzinfo=timezone.utc if zone == "UTC" else ZoneInfo(zone)
     )
-    return moment.isoformat()
+    return value + moment.isoformat()[-6:]
 
 
 def by_key(records: list[dict[str, Any]], key: str) -> dict[Any, dict[str, Any]]:
