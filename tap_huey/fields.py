@@ -311,8 +311,8 @@ class DateTimeConverter:
     """Caspio's naive date-times as RFC 3339 with the offset of a zone.
 
     The digits Caspio sent are kept (a fraction stays as long as it came); the offset is looked
-    up once per hour of wall-clock time (per minute in an hour where the offset changes), which
-    also checks that the day exists.
+    up once per calendar day (per minute on a day when the offset changes), which also checks
+    that the day exists.
     """
 
     def __init__(self, zone: ZoneInfo) -> None:
@@ -323,13 +323,13 @@ class DateTimeConverter:
         return datetime.fromisoformat(wall_clock).replace(tzinfo=self.zone).isoformat()[19:]
 
     def _offset(self, minute: str) -> str:
-        """The offset at a wall-clock minute; cached per hour unless the hour holds a change."""
-        hour = minute[:13]
+        """The offset at a wall-clock minute; cached per day unless the day holds a change."""
+        day = minute[:10]
         if len(self.offsets) > 1 << 16:
             self.offsets.clear()
-        first, last = self._at(hour + ":00"), self._at(hour + ":59")
+        first, last = self._at(day + "T00:00"), self._at(day + "T23:59")
         if first == last:
-            self.offsets[hour] = first
+            self.offsets[day] = first
             return first
         return self._at(minute)
 
@@ -339,7 +339,7 @@ class DateTimeConverter:
         text = str(value).strip().replace(" ", "T", 1)
         if not _CASPIO_VALUE.match(text):
             return to_rfc3339(parse_caspio_datetime(text).replace(tzinfo=self.zone))
-        offset = self.offsets.get(text[:13]) or self._offset(text[:16])
+        offset = self.offsets.get(text[:10]) or self._offset(text[:16])
         if len(text) == 16:
             text += ":00"
         return text + offset

@@ -17,14 +17,16 @@ from typing import Any
 import requests
 from singer_sdk import Tap
 from singer_sdk.exceptions import FatalAPIError
+from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
+from singer_sdk.singerlib import RecordMessage
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
-from tap_huey.fields import PK_ID, convert_text, where_literal
+from tap_huey.fields import PK_ID, where_literal
 from tap_huey.paging import PageToken, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
@@ -47,7 +49,7 @@ class ViewStream(RESTStream[PageToken]):
         self.view = view
         self.client = client
         self.settings = client.settings
-        self._plan: list[tuple[str, Callable[[Any], Any] | None]] | None = None
+        self._plan: tuple[list[str], list[tuple[str, Callable[[Any], Any]]]] | None = None
         super().__init__(tap=tap, name=view.name, schema=view.schema())
         self.primary_keys = list(view.primary_keys)
         self.replication_key = view.replication_key
@@ -55,6 +57,7 @@ class ViewStream(RESTStream[PageToken]):
         self._page_number = 0
         self._start_filter: str | None = None
         self._read_complete = False
+        self._all_selected: bool | None = None
         self._expected: int | None = None
 
     @property
@@ -96,6 +99,27 @@ class ViewStream(RESTStream[PageToken]):
     @override
     def emit_activate_version_messages(self) -> bool:
         return bool(self.config.get("emit_activate_version_messages", True))
+
+    @override
+    def _generate_record_messages(
+        self, record: dict[str, Any]
+    ) -> Generator[RecordMessage, None, None]:
+        # post_process already emits only the schema's properties; when none is deselected the
+        # SDK's per-record walk over the selection mask changes nothing, so it is skipped.
+        if self._all_selected is None:
+            self._all_selected = all(self.mask.values())
+        if not self._all_selected or len(self.stream_maps) != 1:
+            yield from super()._generate_record_messages(record)
+            return
+        stream_map = self.stream_maps[0]
+        mapped = stream_map.transform(record)
+        if mapped is not None:
+            yield RecordMessage(
+                stream=stream_map.stream_alias,
+                record=mapped,
+                version=self._stream_version,
+                time_extracted=utc_now(),
+            )
 
     @override
     def _write_activate_version_message(self, full_table_version: int) -> None:
@@ -446,34 +470,31 @@ class ViewStream(RESTStream[PageToken]):
             "Rows were lost in paging; run again, and report this if it repeats."
         )
 
-    def _conversion_plan(self) -> list[tuple[str, Callable[[Any], Any] | None]]:
-        """Each schema property with its converter, None for text that passes as it is."""
+    def _conversion_plan(self) -> tuple[list[str], list[tuple[str, Callable[[Any], Any]]]]:
+        """The schema's properties in order, and those whose values need converting."""
         if self._plan is None:
             fields = {f.name: f for f in self.view.fields}
-            self._plan = [
-                (name, None if fields[name].is_text else fields[name].converter())
-                for name in self.schema.get("properties", {})
-                if name in fields
-            ]
+            names = [name for name in self.schema.get("properties", {}) if name in fields]
+            converted = [(n, fields[n].converter()) for n in names if not fields[n].is_text]
+            self._plan = (names, converted)
         return self._plan
 
     @override
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
-        record: dict[str, Any] = {}
+        names, converted = self._conversion_plan()
         get = row.get
-        for name, convert in self._conversion_plan():
-            value = get(name)
+        record = {name: get(name) for name in names}
+        for name, convert in converted:
+            value = record[name]
+            if value is None:
+                continue
             try:
-                if convert is not None:
-                    value = convert(value)
-                elif value is not None and value.__class__ is not str:
-                    value = convert_text(value)
+                record[name] = convert(value)
             except (ValueError, ArithmeticError) as error:
                 raise HueyError(
                     f"View '{self.name}', field '{name}': cannot read value {str(value)[:60]!r} "
                     f"as {self.view.field(name).type}: {error}"
                 ) from None
-            record[name] = value
         return record
