@@ -213,11 +213,11 @@ class CaspioField:
         if self.type in DATETIME_TYPES:
             return DateTimeConverter(self.zone)
         if self.type in INTEGER_TYPES:
-            return _convert_integer
+            return _passing(int, _convert_integer)
         if self.type in NUMBER_TYPES:
-            return _convert_number
+            return _passing(Decimal, _convert_number)
         if self.type == "YES/NO":
-            return _convert_boolean
+            return _passing(bool, _convert_boolean)
         return convert_text
 
     def literal(self, raw: Any) -> str:
@@ -231,6 +231,15 @@ class CaspioField:
         if self.type in INTEGER_TYPES | NUMBER_TYPES and not isinstance(raw, str):
             return str(raw)
         return "N'" + str(raw).replace("'", "''") + "'"
+
+
+def _passing(kind: type, convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`convert`, skipped for values that already have the exact type (the common case)."""
+
+    def converter(value: Any) -> Any:
+        return value if value.__class__ is kind else convert(value)
+
+    return converter
 
 
 def _scalar_schema(type_: str) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def test_each_fault_is_recovered_with_every_row_exactly_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     fresh_sandbox.script(**RECOVERABLE[fault])
+    fresh_sandbox.faults.latency = 0.1 if parallel > 1 else 0.0
     config = tap_config(
         fresh_sandbox,
         views=["Providers"],
@@ -110,6 +111,7 @@ def test_many_faults_at_random_rates_still_give_every_row_once(
     fresh_sandbox.faults.drop_rate = 0.05
     fresh_sandbox.faults.truncate_rate = 0.05
     fresh_sandbox.faults.revoke_after = 7
+    fresh_sandbox.faults.latency = 0.1
     config = tap_config(fresh_sandbox, page_size=20, max_retries=8, max_parallel_requests=4)
 
     output = run_tap(config)

@@ -35,6 +35,7 @@ def test_keyset_sync_during_inserts_and_deletes_emits_every_stable_row_exactly_o
     fresh_sandbox: SandboxServer, parallel: int
 ) -> None:
     before = _mutating(fresh_sandbox)
+    fresh_sandbox.faults.latency = 0.1 if parallel > 1 else 0.0
     config = tap_config(
         fresh_sandbox, views=["Providers"], page_size=25, max_parallel_requests=parallel
     )
