@@ -19,6 +19,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import web
 
+from huey_sandbox import jsontext
 from huey_sandbox.faults import Faults, ScriptedFault
 from huey_sandbox.query import QueryError
 from huey_sandbox.store import Page, Store
@@ -30,8 +31,12 @@ MAX_REFRESH_TOKENS = 1000
 # The request log keeps this many latest entries, so that a long-running sandbox stays small.
 LOG_LIMIT = 100_000
 SECRET_PARAMS = {"client_secret", "refresh_token", "access_token", "token", "password"}
-RATE_LIMIT_BODY = [{"message": "You have exceeded your API call rate limits.", "name": "api-calls-rate"}]
-HTML_ERROR = "<html><head><title>{0} Service Unavailable</title></head><body><h1>{0}</h1></body></html>"
+RATE_LIMIT_BODY = [
+    {"message": "You have exceeded your API call rate limits.", "name": "api-calls-rate"}
+]
+HTML_ERROR = (
+    "<html><head><title>{0} Service Unavailable</title></head><body><h1>{0}</h1></body></html>"
+)
 _XML_INVALID = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 # An XML parser turns a bare carriage return into a line feed; a character reference keeps it.
 _XML_TEXT_ENTITIES = {"\r": "&#13;"}
@@ -75,10 +80,19 @@ class Sandbox:
                 token.revoked = True
 
 
+SANDBOX = web.AppKey("sandbox", Sandbox)
+# aiohttp older than 3.14 has no RequestKey; there a plain string key does the same.
+_RequestKey: Any = getattr(web, "RequestKey", None)
+REQUEST_ID: Any = _RequestKey("request_id", str) if _RequestKey else "request_id"
+LOG_ENTRY: Any = _RequestKey("log_entry", dict) if _RequestKey else "log_entry"
+
+
 class CaspioError(Exception):
     """An error answered in Caspio's shape."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
@@ -131,13 +145,22 @@ def xml_document(result: Any, pagination: dict[str, int] | None = None) -> str:
     if isinstance(result, list) and all(isinstance(item, str) for item in result):
         inner = "".join(xml_element("View", name) for name in result)
     elif isinstance(result, list):
-        inner = "".join("<Row>" + "".join(xml_element(k, v) for k, v in row.items()) + "</Row>" for row in result)
+        inner = "".join(
+            "<Row>" + "".join(xml_element(k, v) for k, v in row.items()) + "</Row>"
+            for row in result
+        )
     else:
         inner = "".join(xml_element(k, v) for k, v in result.items())
     tail = ""
     if pagination is not None:
-        tail = "<Pagination>" + "".join(xml_element(k, v) for k, v in pagination.items()) + "</Pagination>"
-    return f'<?xml version="1.0" encoding="utf-8"?><Response><Result>{inner}</Result>{tail}</Response>'
+        tail = (
+            "<Pagination>"
+            + "".join(xml_element(k, v) for k, v in pagination.items())
+            + "</Pagination>"
+        )
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><Response><Result>{inner}</Result>{tail}</Response>'
+    )
 
 
 def error_response(request: web.Request, error: CaspioError) -> web.Response:
@@ -146,11 +169,13 @@ def error_response(request: web.Request, error: CaspioError) -> web.Response:
         "Code": error.code,
         "Message": error.message,
         "Resource": str(request.url.with_query(None)),
-        "RequestId": request["request_id"],
+        "RequestId": request[REQUEST_ID],
     }
     if wants_xml(request):
         text = "<Error>" + "".join(xml_element(k, v) for k, v in body.items()) + "</Error>"
-        return web.Response(status=error.status, text=text, content_type="application/xml", headers=error.headers)
+        return web.Response(
+            status=error.status, text=text, content_type="application/xml", headers=error.headers
+        )
     return web.json_response(body, status=error.status, headers=error.headers)
 
 
@@ -167,7 +192,7 @@ def loggable_query(request: web.Request) -> dict[str, str]:
 def build_app(sandbox: Sandbox) -> web.Application:
     """The aiohttp application serving the sandbox."""
     app = web.Application(middlewares=[_middleware(sandbox)], client_max_size=1024**2)
-    app["sandbox"] = sandbox
+    app[SANDBOX] = sandbox
     app.router.add_post("/oauth/token", _token)
     for base in BASES:
         app.router.add_get(f"/{base}/views", _list_views)
@@ -181,7 +206,7 @@ def _middleware(sandbox: Sandbox) -> Any:
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
         request_id = uuid.uuid4().hex
-        request["request_id"] = request_id
+        request[REQUEST_ID] = request_id
         entry: dict[str, Any] = {
             "id": request_id,
             "time": time.time(),
@@ -194,7 +219,7 @@ def _middleware(sandbox: Sandbox) -> Any:
         }
         with sandbox.lock:
             sandbox.log.append(entry)
-        request["log"] = entry
+        request[LOG_ENTRY] = entry
         if sandbox.faults.latency > 0:
             await asyncio.sleep(sandbox.faults.latency)
         response: web.StreamResponse
@@ -208,7 +233,8 @@ def _middleware(sandbox: Sandbox) -> Any:
         except Exception as error:
             logger.exception("huey-sandbox failed on %s %s", request.method, request.path)
             response = error_response(
-                request, CaspioError(500, "InternalServerError", f"An internal error occurred: {error}")
+                request,
+                CaspioError(500, "InternalServerError", f"An internal error occurred: {error}"),
             )
         if not response.prepared:
             response.headers["X-Caspio-Request-ID"] = request_id
@@ -221,16 +247,22 @@ def _middleware(sandbox: Sandbox) -> Any:
 async def _guarded(sandbox: Sandbox, request: web.Request, handler: Any) -> web.StreamResponse:
     uri = f"{request.scheme}://{request.host}{request.raw_path}"
     if len(uri) > MAX_URI:
-        raise CaspioError(414, "RequestUriTooLong", f"The request URI is {len(uri)} characters long; the limit is {MAX_URI}.")
+        raise CaspioError(
+            414,
+            "RequestUriTooLong",
+            f"The request URI is {len(uri)} characters long; the limit is {MAX_URI}.",
+        )
     if sandbox.faults.over_rate_limit():
-        request["log"]["fault"] = "rate_limit"
-        return _rate_limited(sandbox.faults.rate_limit_status, sandbox.faults.rate_limit_retry_after)
+        request[LOG_ENTRY]["fault"] = "rate_limit"
+        return _rate_limited(
+            sandbox.faults.rate_limit_status, sandbox.faults.rate_limit_retry_after
+        )
     fault = sandbox.faults.take_scripted(request.path) or sandbox.faults.take_random(request.path)
     if fault is not None:
-        request["log"]["fault"] = fault.kind
+        request[LOG_ENTRY]["fault"] = fault.kind
         if fault.kind in ("status", "rate_limit", "stale_token"):
             return _fault_response(request, fault)
-    response = await handler(request)
+    response: web.StreamResponse = await handler(request)
     if fault is not None and fault.kind in ("drop", "truncate", "garble"):
         return await _broken_response(request, response, fault)
     return response
@@ -250,11 +282,20 @@ def _fault_response(request: web.Request, fault: ScriptedFault) -> web.Response:
     if fault.body == "empty":
         return web.Response(status=fault.status, headers=headers)
     if fault.body == "caspio":
-        raise CaspioError(fault.status, "InternalServerError", "An internal error occurred.", headers)
-    return web.Response(status=fault.status, text=HTML_ERROR.format(fault.status), content_type="text/html", headers=headers)
+        raise CaspioError(
+            fault.status, "InternalServerError", "An internal error occurred.", headers
+        )
+    return web.Response(
+        status=fault.status,
+        text=HTML_ERROR.format(fault.status),
+        content_type="text/html",
+        headers=headers,
+    )
 
 
-async def _broken_response(request: web.Request, response: web.StreamResponse, fault: ScriptedFault) -> web.StreamResponse:
+async def _broken_response(
+    request: web.Request, response: web.StreamResponse, fault: ScriptedFault
+) -> web.StreamResponse:
     assert isinstance(response, web.Response)
     body = response.body if isinstance(response.body, bytes) else b""
     transport = request.transport
@@ -263,10 +304,12 @@ async def _broken_response(request: web.Request, response: web.StreamResponse, f
             transport.close()
         return web.Response(status=500)
     if fault.kind == "garble":
-        cut = web.Response(status=200, body=body[: max(len(body) // 2, 1)], content_type=response.content_type)
-        cut.headers["X-Caspio-Request-ID"] = request["request_id"]
+        cut = web.Response(
+            status=200, body=body[: max(len(body) // 2, 1)], content_type=response.content_type
+        )
+        cut.headers["X-Caspio-Request-ID"] = request[REQUEST_ID]
         return cut
-    stream = web.StreamResponse(status=200, headers={"X-Caspio-Request-ID": request["request_id"]})
+    stream = web.StreamResponse(status=200, headers={"X-Caspio-Request-ID": request[REQUEST_ID]})
     stream.content_type = response.content_type
     stream.content_length = len(body)
     await stream.prepare(request)
@@ -281,13 +324,17 @@ def _auth_style(request: web.Request) -> str | None:
     return {"basic": "basic", "bearer": "bearer"}.get(scheme)
 
 
-def _render(request: web.Request, result: Any, pagination: dict[str, int] | None = None) -> web.Response:
+def _render(
+    request: web.Request, result: Any, pagination: dict[str, int] | None = None
+) -> web.Response:
     if wants_xml(request):
         return web.Response(text=xml_document(result, pagination), content_type="application/xml")
     body: dict[str, Any] = {"Result": result}
     if pagination is not None:
         body["Pagination"] = pagination
-    return web.Response(text=json.dumps(body, ensure_ascii=False, separators=(",", ":")), content_type="application/json")
+    return web.Response(
+        body=jsontext.encode(body), content_type="application/json", charset="utf-8"
+    )
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
@@ -295,10 +342,10 @@ def _oauth_error(status: int, error: str, description: str) -> web.Response:
 
 
 async def _token(request: web.Request) -> web.Response:
-    sandbox: Sandbox = request.app["sandbox"]
+    sandbox: Sandbox = request.app[SANDBOX]
     form = await request.post()
     grant = str(form.get("grant_type", ""))
-    entry = request["log"]
+    entry = request[LOG_ENTRY]
     entry["grant_type"] = grant
     with sandbox.lock:
         sandbox.token_calls += 1
@@ -306,11 +353,19 @@ async def _token(request: web.Request) -> web.Response:
     if basic is None and request.headers.get("Authorization", "").lower().startswith("basic"):
         entry["auth"] = "basic"
         return _oauth_error(401, "invalid_client", "The Basic authorization header is malformed.")
-    client_id, client_secret = basic or (str(form.get("client_id", "")), str(form.get("client_secret", "")))
+    client_id, client_secret = basic or (
+        str(form.get("client_id", "")),
+        str(form.get("client_secret", "")),
+    )
     entry["auth"] = "basic" if basic else ("body" if form.get("client_id") else None)
     if grant not in ("client_credentials", "refresh_token"):
-        return _oauth_error(400, "unsupported_grant_type", f"Grant type '{grant}' is not supported.")
-    if not (secrets.compare_digest(client_id, sandbox.client_id) and secrets.compare_digest(client_secret, sandbox.client_secret)):
+        return _oauth_error(
+            400, "unsupported_grant_type", f"Grant type '{grant}' is not supported."
+        )
+    if not (
+        secrets.compare_digest(client_id, sandbox.client_id)
+        and secrets.compare_digest(client_secret, sandbox.client_secret)
+    ):
         # RFC 6749 5.2: 400, but 401 with a challenge when the client used the Basic header.
         if basic is None:
             return _oauth_error(400, "invalid_client", "Client authentication failed.")
@@ -319,7 +374,11 @@ async def _token(request: web.Request) -> web.Response:
         return refused
     if grant == "refresh_token":
         if basic is None:
-            return _oauth_error(400, "invalid_client", "The refresh-token grant needs HTTP Basic client credentials.")
+            return _oauth_error(
+                400,
+                "invalid_client",
+                "The refresh-token grant needs HTTP Basic client credentials.",
+            )
         if str(form.get("refresh_token", "")) not in sandbox.refresh_tokens:
             return _oauth_error(400, "invalid_grant", "The refresh token is invalid or expired.")
     access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
@@ -329,7 +388,14 @@ async def _token(request: web.Request) -> web.Response:
         sandbox.refresh_tokens[refresh] = None
         while len(sandbox.refresh_tokens) > MAX_REFRESH_TOKENS:
             sandbox.refresh_tokens.popitem(last=False)
-    return web.json_response({"access_token": access, "token_type": "bearer", "expires_in": lifetime, "refresh_token": refresh})
+    return web.json_response(
+        {
+            "access_token": access,
+            "token_type": "bearer",
+            "expires_in": lifetime,
+            "refresh_token": refresh,
+        }
+    )
 
 
 def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
@@ -345,10 +411,12 @@ def _basic_credentials(request: web.Request) -> tuple[str, str] | None:
 
 
 def _authorise(request: web.Request, *, data_request: bool) -> Sandbox:
-    sandbox: Sandbox = request.app["sandbox"]
+    sandbox: Sandbox = request.app[SANDBOX]
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("bearer "):
-        raise CaspioError(401, "Unauthorized", "Authorization header with a bearer token is required.")
+        raise CaspioError(
+            401, "Unauthorized", "Authorization header with a bearer token is required."
+        )
     with sandbox.lock:
         token = sandbox.tokens.get(header[7:].strip())
         if token is not None and data_request:
@@ -356,7 +424,10 @@ def _authorise(request: web.Request, *, data_request: bool) -> Sandbox:
         expired = token is None or token.expires_at <= time.monotonic()
         revoked = token is not None and (
             token.revoked
-            or (sandbox.faults.revoke_after > 0 and token.data_requests > sandbox.faults.revoke_after)
+            or (
+                sandbox.faults.revoke_after > 0
+                and token.data_requests > sandbox.faults.revoke_after
+            )
         )
     if expired or revoked:
         if sandbox.faults.stale_token_status == 400 and token is not None:
@@ -392,7 +463,9 @@ async def _fields(request: web.Request) -> web.Response:
     fields = [f.metadata(position) for position, f in enumerate(view.fields, start=1)]
     if wants_xml(request):
         body = "".join(
-            "<Field>" + "".join(xml_element(k, v, list_field=k == "ListField") for k, v in f.items()) + "</Field>"
+            "<Field>"
+            + "".join(xml_element(k, v, list_field=k == "ListField") for k, v in f.items())
+            + "</Field>"
             for f in fields
         )
         text = f'<?xml version="1.0" encoding="utf-8"?><Response><Result>{body}</Result></Response>'
@@ -407,9 +480,13 @@ def _integer(params: dict[str, str], name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError as error:
-        raise CaspioError(400, "IncorrectQueryParameter", f"Parameter '{name}' must be an integer.") from error
+        raise CaspioError(
+            400, "IncorrectQueryParameter", f"Parameter '{name}' must be an integer."
+        ) from error
     if not low <= value <= high:
-        raise CaspioError(400, "IncorrectQueryParameter", f"Parameter '{name}' must be between {low} and {high}.")
+        raise CaspioError(
+            400, "IncorrectQueryParameter", f"Parameter '{name}' must be between {low} and {high}."
+        )
     return value
 
 
@@ -417,9 +494,13 @@ async def _records(request: web.Request) -> web.Response:
     sandbox = _authorise(request, data_request=True)
     table = _table(sandbox, request)
     view_name = table.view.name
-    request["log"]["view"] = view_name
+    request[LOG_ENTRY]["view"] = view_name
     if view_name.lower() in {v.lower() for v in sandbox.faults.forbidden_views}:
-        raise CaspioError(403, "UnsufficientPrivileges", f"The profile has no permission to read view '{view_name}'.")
+        raise CaspioError(
+            403,
+            "UnsufficientPrivileges",
+            f"The profile has no permission to read view '{view_name}'.",
+        )
     params = query_params(request)
     version = BASES["integrations/rest/v3" if "/v3/" in request.path else "rest/v2"]
     paging = "q.pagenumber" in params or "q.pagesize" in params
@@ -447,25 +528,42 @@ async def _records(request: web.Request) -> web.Response:
             )
     except QueryError as error:
         raise CaspioError(400, error.code, error.message) from error
-    request["log"]["rows"] = page.count
+    request[LOG_ENTRY]["rows"] = page.count
     with sandbox.lock:
         sandbox.data_requests[view_name] = sandbox.data_requests.get(view_name, 0) + 1
-    pagination = {"TotalCount": page.total or 0, "PageNumber": number, "PageSize": size} if want_total else None
+    pagination = (
+        {"TotalCount": page.total or 0, "PageNumber": number, "PageSize": size}
+        if want_total
+        else None
+    )
     response = _render_page(request, table, page, pagination)
-    _mutate(sandbox, view_name, request["log"])
+    _mutate(sandbox, view_name, request[LOG_ENTRY])
     return response
 
 
 def _render_page(
     request: web.Request, table: Any, page: Page, pagination: dict[str, int] | None
 ) -> web.Response:
-    if page.fragments is None or wants_xml(request):
+    if (page.fragments is None and page.joined is None) or wants_xml(request):
         return _render(request, page.rows, pagination)
-    parts = [b'{"Result":[', b",".join(page.fragments), b"]"]
+    head, tail = b'{"Result":[', b"]}"
     if pagination is not None:
-        parts += [b',"Pagination":', json.dumps(pagination, separators=(",", ":")).encode()]
-    parts.append(b"}")
-    return web.Response(body=b"".join(parts), content_type="application/json", charset="utf-8")
+        tail = b'],"Pagination":' + jsontext.encode(pagination) + b"}"
+    if page.joined is not None:
+        return web.Response(
+            body=b"".join((head, page.joined, tail)),
+            content_type="application/json",
+            charset="utf-8",
+        )
+    fragments = page.fragments
+    if fragments:
+        # One copy of the page: the envelope rides on the first and last rows.
+        fragments = [head + fragments[0], *fragments[1:]]
+        fragments[-1] += tail
+        body = b",".join(fragments)
+    else:
+        body = head + tail
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 def _mutate(sandbox: Sandbox, view_name: str, entry: dict[str, Any]) -> None:

@@ -134,7 +134,9 @@ class View:
 def _join_keys(view: View) -> list[tuple[str, str]]:
     keys = []
     for table in view.join_tables:
-        key = next(f.name for f in view.fields if f.name.startswith(f"{table}_") and f.name.endswith("ID"))
+        key = next(
+            f.name for f in view.fields if f.name.startswith(f"{table}_") and f.name.endswith("ID")
+        )
         keys.append((table, key.split("_", 1)[1]))
     return keys
 
@@ -173,7 +175,9 @@ def provider_fields() -> list[Field]:
         Field("Notes", "TEXT", t),
         Field("PortalPassword", "PASSWORD", t),
         Field("CreatedOn", "TIMESTAMP", t, extras=_timestamp("Pacific Standard Time", True, False)),
-        Field("LastUpdated", "TIMESTAMP", t, extras=_timestamp("Eastern Standard Time", True, True)),
+        Field(
+            "LastUpdated", "TIMESTAMP", t, extras=_timestamp("Eastern Standard Time", True, True)
+        ),
     ]
 
 
@@ -182,7 +186,13 @@ def practice_fields() -> list[Field]:
     t = "Practices"
     return [
         Field("PracticeID", "AUTONUMBER", t, unique=True),
-        Field("PracticeCode", "RANDOM ID", t, unique=True, extras={"Format": "AlphaNumeric", "Length": 8}),
+        Field(
+            "PracticeCode",
+            "RANDOM ID",
+            t,
+            unique=True,
+            extras={"Format": "AlphaNumeric", "Length": 8},
+        ),
         Field("Reference", "PREFIXED AUTONUMBER", t, extras={"Prefix": "PR-", "Length": 6}),
         Field("ExternalGUID", "GUID", t),
         Field("PracticeName", "STRING", t),
@@ -198,7 +208,9 @@ def practice_fields() -> list[Field]:
         Field("FacilityType", "STRING", t),
         Field("Status", "STRING", t),
         Field("Logo", "ATTACHMENT", t),
-        Field("LastModified", "TIMESTAMP", t, extras=_timestamp("Central Standard Time", True, True)),
+        Field(
+            "LastModified", "TIMESTAMP", t, extras=_timestamp("Central Standard Time", True, True)
+        ),
     ]
 
 
@@ -211,7 +223,12 @@ def location_fields() -> list[Field]:
         Field("Providers_LastName", "STRING", "Providers"),
         Field("Practices_PracticeName", "STRING", "Practices"),
         Field(f"{link}_IsPrimaryLocation", "YES/NO", link),
-        Field(f"{link}_AppointmentLengthsMinutes", "LIST-NUMBER", link, extras=_list_field({1: "15", 2: "30", 3: "45", 4: "60"})),
+        Field(
+            f"{link}_AppointmentLengthsMinutes",
+            "LIST-NUMBER",
+            link,
+            extras=_list_field({1: "15", 2: "30", 3: "45", 4: "60"}),
+        ),
         Field(f"{link}_OpeningDates", "LIST-DATE/TIME", link, extras=_list_field({})),
         Field(f"{link}_LinkedOn", "DATE/TIME", link),
     ]
@@ -229,7 +246,9 @@ def showcase_fields() -> list[Field]:
         Field("Whole", "INTEGER", t),
         Field("Flag", "YES/NO", t),
         Field("Happened", "DATE/TIME", t),
-        Field("Stamped", "TIMESTAMP", t, extras=_timestamp("AUS Eastern Standard Time", True, True)),
+        Field(
+            "Stamped", "TIMESTAMP", t, extras=_timestamp("AUS Eastern Standard Time", True, True)
+        ),
         Field("Tags", "LIST-STRING", t, extras=_list_field({1: "a", 2: "b", 10: "j"})),
         Field("Scores", "LIST-NUMBER", t, extras=_list_field({1: "1", 2: "2.5"})),
         Field("Milestones", "LIST-DATE/TIME", t, extras=_list_field({})),
@@ -244,6 +263,8 @@ def showcase_fields() -> list[Field]:
 
 
 _SPECIALTY_IDS = tuple(sorted(SPECIALTIES))
+_SPECIALTY_KEYS = {k: str(k) for k in SPECIALTIES}
+_GRID_700 = 700 * 24 * 60 // 10  # ten-minute steps in the 700 days `moment` spreads over
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 _PRACTICE_STATUSES = ("Open", "Open", "Open", "Closed")
 _LENGTH_IDS = range(1, 5)
@@ -358,7 +379,7 @@ class Generator:
 
     def provider(self, provider_id: int) -> Row:
         """One provider row."""
-        below, random_ = self._below, self._random
+        below, random_, texts, text = self._below, self._random, self._texts, self._text
         if provider_id % 97 == 5:
             first, last = AWKWARD_NAMES[(provider_id // 97) % len(AWKWARD_NAMES)]
         else:
@@ -370,27 +391,35 @@ class Generator:
         for i in range(len(picked) - 1, 0, -1):
             j = below(i + 1)
             picked[i], picked[j] = picked[j], picked[i]
-        specialties: dict[str, str] | None = {str(k): SPECIALTIES[k] for k in picked}
+        specialties: dict[str, str] | None = {_SPECIALTY_KEYS[k]: SPECIALTIES[k] for k in picked}
         if random_() < 0.05:
             specialties = None
         state = STATES[below(len(STATES))]
-        created = self._minutes()
+        created = below(_GRID_700) * 10
         updated = created + below(400) * 10
         expiry = None
         if random_() > 0.15:
-            expiry = self._stamp(self._expiry(below(900)))
+            expiry = self._expiry(below(900))
+            if random_() < 0.2:
+                expiry = f"{expiry}.{1 + below(999):03d}"
         credential = CREDENTIALS[below(len(CREDENTIALS))]
         licence_number = f"{state}{100000 + below(899999)}"
         licence_type = LICENCE_TYPES[below(len(LICENCE_TYPES))]
         licence_status = LICENCE_STATUSES[below(len(LICENCE_STATUSES))]
-        verified = self._stamp(self._text(self._minutes()))
+        minutes = below(_GRID_700) * 10
+        verified = texts.get(minutes) or text(minutes)
+        if random_() < 0.2:
+            verified = f"{verified}.{1 + below(999):03d}"
         accepting = random_() < 0.6
         years = below(45) if random_() > 0.1 else None
         fee = round(40 + 860 * random_(), 2) if random_() > 0.1 else None
         rating = round(1 + 4 * random_(), 12)
         photo = f"/Huey/photos/provider-{provider_id}.jpg" if random_() < 0.3 else None
         notes = NOTES[below(len(NOTES))]
-        created_text = self._text(created)
+        created_text = texts.get(created) or text(created)
+        updated_text = texts.get(updated) or text(updated)
+        if random_() < 0.2:
+            updated_text = f"{updated_text}.{1 + below(999):03d}"
         return {
             "ProviderID": provider_id,
             "NPI": str(1_000_000_000 + provider_id * 7),
@@ -413,7 +442,7 @@ class Generator:
             "Photo": photo,
             "Notes": notes,
             "CreatedOn": created_text,
-            "LastUpdated": self._stamp(self._text(updated)),
+            "LastUpdated": updated_text,
         }
 
     def practice(self, practice_id: int) -> Row:
@@ -423,7 +452,9 @@ class Generator:
         city = self.cities[below(len(self.cities))]
         state = STATES[below(len(STATES))]
         zip_code = f"{10000 + below(89999)}"
-        mailing = None if random_() < 0.3 else f"PO Box {1 + below(9998)}\n{city}, {state} {zip_code}"
+        mailing = (
+            None if random_() < 0.3 else f"PO Box {1 + below(9998)}\n{city}, {state} {zip_code}"
+        )
         name = self.companies[below(len(self.companies))]
         code = "".join(rng.choices(_CODE_ALPHABET, k=7)) + str(practice_id % 10)
         guid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
@@ -524,7 +555,12 @@ def showcase_rows() -> list[Row]:
         {},
         nulls,
         nulls | {"ShortText": "", "LongText": "", "Tags": {}, "Scores": {}, "Milestones": {}},
-        {"Whole": 2147483647, "Amount": 999999999999.99, "Measure": 123456789012.123456, "Doubled": -0.000001},
+        {
+            "Whole": 2147483647,
+            "Amount": 999999999999.99,
+            "Measure": 123456789012.123456,
+            "Doubled": -0.000001,
+        },
         {"Whole": -2147483648, "Amount": -0.01, "Measure": 0, "Doubled": 1e-7},
         {
             "ShortText": "Zoë 'single' \"double\" back\\slash",
@@ -536,7 +572,11 @@ def showcase_rows() -> list[Row]:
             "Stamped": "2024-10-06T02:30:00.5",
             "Milestones": {"10": "2024-03-10T02:30:00", "2": "2023-12-31T23:59:59"},
         },
-        {"Happened": "2026-03-08T02:30:00", "Stamped": "2026-04-05T02:30:00", "Tags": {"10": "j", "2": "b"}},
+        {
+            "Happened": "2026-03-08T02:30:00",
+            "Stamped": "2026-04-05T02:30:00",
+            "Tags": {"10": "j", "2": "b"},
+        },
         {"LongText": "x" * 6000, "Scores": {"2": 1e-9, "1": 12345678901234}},
     ]
     return [{"RowID": i + 1} | base | variant for i, variant in enumerate(variants)]

@@ -63,7 +63,7 @@ def tokenize(text: str) -> list[Token]:
     while position < len(text):
         match = _TOKEN.match(text, position)
         if not match:
-            raise QueryError(f"Incorrect syntax near '{text[position:position + 10]}'.")
+            raise QueryError(f"Incorrect syntax near '{text[position : position + 10]}'.")
         kind = match.lastgroup or ""
         if kind != "space":
             value = match.group()
@@ -78,12 +78,18 @@ def canonical_datetime(text: str) -> str:
     """A date-time literal or value in the sortable form the store keeps."""
     match = _DATETIME_LITERAL.match(text.strip())
     if not match:
-        raise QueryError("Conversion failed when converting date and/or time from character string.")
+        raise QueryError(
+            "Conversion failed when converting date and/or time from character string."
+        )
     year, month, day, hour, minute, second, fraction = match.groups()
     try:
-        moment = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0))
+        moment = datetime(
+            int(year), int(month), int(day), int(hour or 0), int(minute or 0), int(second or 0)
+        )
     except ValueError as error:
-        raise QueryError("The conversion of a varchar data type to a datetime data type resulted in an out-of-range value.") from error
+        raise QueryError(
+            "The conversion of a varchar data type to a datetime data type resulted in an out-of-range value."
+        ) from error
     micro = (fraction or "").ljust(6, "0")[:6]
     return moment.strftime("%Y-%m-%d %H:%M:%S.") + micro
 
@@ -154,7 +160,9 @@ class WhereCompiler:
         left, left_column = self.operand(None)
         token = self.peek()
         if token is None:
-            raise QueryError("An expression of non-boolean type specified in a context where a condition is expected.")
+            raise QueryError(
+                "An expression of non-boolean type specified in a context where a condition is expected."
+            )
         if token.kind == "op":
             self.index += 1
             operator = "<>" if token.text == "!=" else token.text
@@ -199,7 +207,9 @@ class WhereCompiler:
         if token.kind == "ident":
             column = self.resolve(token.text.strip("[]"))
             if column.type in LIST_TYPES:
-                raise QueryError(f"The data types of list field '{column.name}' cannot be compared.")
+                raise QueryError(
+                    f"The data types of list field '{column.name}' cannot be compared."
+                )
             return column.sql, column
         if token.kind == "string":
             raw = token.text[2:-1] if token.text[0] in "Nn" else token.text[1:-1]
@@ -226,7 +236,9 @@ def convert_literal(value: Any, column: Column) -> Any:
         try:
             return float(value)
         except ValueError as error:
-            raise QueryError(f"Error converting data type nvarchar to numeric ('{value}').") from error
+            raise QueryError(
+                f"Error converting data type nvarchar to numeric ('{value}')."
+            ) from error
     return value
 
 
@@ -240,14 +252,18 @@ class SelectItem:
     function: str = ""
 
 
-_AGGREGATE = re.compile(r"^(COUNT|MIN|MAX|SUM|AVG)\s*\(\s*(\*|\[?[A-Za-z_][A-Za-z0-9_]*\]?)\s*\)$", re.I)
+_AGGREGATE = re.compile(
+    r"^(COUNT|MIN|MAX|SUM|AVG)\s*\(\s*(\*|\[?[A-Za-z_][A-Za-z0-9_]*\]?)\s*\)$", re.I
+)
 _ALIAS = re.compile(r"^(.*?)\s+AS\s+\[?([A-Za-z_][A-Za-z0-9_]*)\]?$", re.I | re.S)
 _NAME = re.compile(r"^\[?([A-Za-z_][A-Za-z0-9_]*)\]?$")
 
 
 def split_top_level(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
-    parts, depth, current, quoted = [], 0, [], False
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in text:
         if char == "'":
             quoted = not quoted
@@ -271,7 +287,9 @@ def parse_select(text: str, resolve: Callable[[str], Column]) -> list[SelectItem
         if not part:
             raise QueryError("Incorrect syntax near ','.")
         alias_match = _ALIAS.match(part)
-        expression, alias = (alias_match.group(1).strip(), alias_match.group(2)) if alias_match else (part, "")
+        expression, alias = (
+            (alias_match.group(1).strip(), alias_match.group(2)) if alias_match else (part, "")
+        )
         if expression == "*":
             items.append(SelectItem("star", None, "*"))
             continue
@@ -298,7 +316,10 @@ def parse_select(text: str, resolve: Callable[[str], Column]) -> list[SelectItem
             raise QueryError(f"Incorrect syntax near '{expression[:20]}'.")
         column = resolve(name.group(1))
         if column.type == "PASSWORD":
-            raise QueryError(f"Field '{column.name}' of type PASSWORD cannot be selected.", "IncorrectQueryParameter")
+            raise QueryError(
+                f"Field '{column.name}' of type PASSWORD cannot be selected.",
+                "IncorrectQueryParameter",
+            )
         items.append(SelectItem("field", column, alias or column.name))
     return items
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import gc
-import json
+import operator
 import re
 import sqlite3
 import threading
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import accumulate
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tzlocal.windows_tz import win_tz
 
+from huey_sandbox import jsontext
 from huey_sandbox.data import DATETIME_TYPES, LIST_TYPES, Generator, Row, View
 from huey_sandbox.query import (
     Column,
@@ -31,8 +34,8 @@ from huey_sandbox.query import (
 # Full ordered row-id lists kept for page-number paging, so that page 200 does not walk 199
 # pages of index first; any change to a view forgets its lists.
 _ORDER_CACHE_SIZE = 32
-_FAST_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\Z")
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_KEY_BOUND = re.compile(r'\(("c\d+") (>=?) \?\)')
+_GENERATED_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?\Z")
 
 
 @dataclass
@@ -40,19 +43,33 @@ class Page:
     """What one records request returns.
 
     Attributes:
-        rows: the rows, as dicts (shared with the store: do not change them).
+        projected: the rows of a select other than `*` (fields, aliases, aggregates).
         fragments: for `q.select=*`, each row's JSON text as UTF-8, ready to join.
+        joined: for `q.select=*`, when the store had them side by side already: the rows' texts
+            joined by commas (then `fragments` is None).
         total: the count of every matching row, when asked for.
+        rids: for `q.select=*`, the rows' internal ids, in order.
+        source: for `q.select=*`, the view's rows by internal id.
     """
 
-    rows: list[Row] = field(default_factory=list)
+    projected: list[Row] | None = None
     fragments: list[bytes] | None = None
     total: int | None = None
+    rids: list[int] = field(default_factory=list)
+    source: dict[int, Row] = field(default_factory=dict)
+    joined: memoryview | None = None
+
+    @property
+    def rows(self) -> list[Row]:
+        """The rows, as dicts (shared with the store: do not change them)."""
+        if self.projected is not None:
+            return self.projected
+        return [self.source[rid] for rid in self.rids]
 
     @property
     def count(self) -> int:
         """How many rows the page holds."""
-        return len(self.rows)
+        return len(self.projected) if self.projected is not None else len(self.rids)
 
 
 @dataclass
@@ -63,27 +80,28 @@ class Mutations:
     deleted: dict[str, list[Any]] = field(default_factory=dict)
 
 
-def stored_datetime(text: str) -> str:
-    """A generated date-time value in the store's sortable form (trusted input: fast path)."""
-    if _FAST_DATETIME.match(text):
-        return f"{text[:10]} {text[11:19]}.{text[20:26]:0<6}"
-    return canonical_datetime(text)
-
-
-def _converter(type_: str, trusted: bool) -> Callable[[Any], Any] | None:
-    """How a Python value of this type is kept in SQLite; None when it is kept as it is."""
+def _sql_value(value: Any, type_: str) -> Any:
+    """A Python value as SQLite keeps it: date-times in a sortable form, YES/NO as 1 or 0."""
+    if value is None:
+        return None
     if type_ in DATETIME_TYPES:
-        return stored_datetime if trusted else canonical_datetime
+        if _GENERATED_DATETIME.match(value):
+            # The generator's `2024-01-02T03:04:05.6`, as `canonical_datetime` would keep it.
+            return f"{value[:10]} {value[11:19]}.{value[20:26]:0<6}"
+        return canonical_datetime(value)
     if type_ == "YES/NO":
-        return int
-    return None
+        return int(value)
+    return value
 
 
 class ViewTable:
     """One view's rows: the Python values as Caspio returns them and a SQLite index over them.
 
-    LIST and PASSWORD fields are not kept in SQLite: no clause may compare, order, group or
-    aggregate them, and records take their values from the Python rows.
+    The Python rows are the truth; SQLite holds what clauses filter, order, group and aggregate
+    on. A column is filled in (and indexed) the first time a query names it, so that a large
+    sandbox starts without copying every field of every row: only `PK_ID` and the unique keys
+    are there from the start. LIST and PASSWORD fields never are: no clause may use a LIST field,
+    and a PASSWORD field reads as NULL.
     """
 
     def __init__(self, db: sqlite3.Connection, index: int, view: View) -> None:
@@ -95,23 +113,35 @@ class ViewTable:
         for position, f in enumerate(view.fields):
             self.columns[f.name.lower()] = Column(f.name, f'"c{position}"', f.type, f.unique)
         self.columns["pk_id"] = Column("PK_ID", '"pk_id"', "STRING", True)
-        self.stored = [
-            c
+        self.stored = {
+            c.sql: c
             for c in self.columns.values()
             if c.name != "PK_ID" and c.type not in LIST_TYPES and c.type != "PASSWORD"
-        ]
+        }
+        self.filled = [c for c in self.stored.values() if c.unique]
         self.rows: dict[int, Row] = {}
         self.fragments: dict[int, bytes] = {}
         self.next_rid = 1
         self.version = 0
         self.indexed: set[str] = set()
         self._orders: OrderedDict[tuple[Any, ...], list[int]] = OrderedDict()
+        self._keys: dict[str, tuple[list[Any], list[int]]] = {}
+        self._packed = memoryview(b"")
+        self._starts: list[int] = [0]
+        self._order: list[int] = []
+        self._position: dict[int, int] = {}
+        self._packed_version = -1
+        self._star_version = -1
         self._pk_id = self._pk_id_function()
         self._create()
         self.insert(view.rows)
         for column in self.columns.values():
             if column.unique:
                 self.ensure_index(column)
+        self._pack()
+        key = view.unique_field
+        if key is not None and key.type == "AUTONUMBER":  # ready for keyset paging at once
+            self._keyset("1", [], [(self.columns[key.name.lower()], False)])
 
     def _pk_id_function(self) -> Callable[[Row], str]:
         if self.view.join_tables:
@@ -138,9 +168,20 @@ class ViewTable:
             definitions.append(f"{column.sql} {affinity or 'TEXT COLLATE NOCASE'}")
         self.db.execute(f"CREATE TABLE {self.table} ({', '.join(definitions)})")
 
+    def ensure_column(self, column: Column) -> None:
+        """Fill in and index a column the first time a query names it."""
+        if column.sql not in self.stored:
+            return
+        if column not in self.filled:
+            name, type_ = column.name, column.type
+            values = [(_sql_value(row.get(name), type_), rid) for rid, row in self.rows.items()]
+            self.db.executemany(f"UPDATE {self.table} SET {column.sql} = ? WHERE rid = ?", values)
+            self.filled.append(column)
+        self.ensure_index(column)
+
     def ensure_index(self, column: Column) -> None:
-        """Index a column the first time a query filters or orders on it."""
-        if column.sql in self.indexed or column.type in LIST_TYPES or column.type == "PASSWORD":
+        """Index a filled column (or `PK_ID`) once."""
+        if column.sql in self.indexed:
             return
         name = column.sql.strip('"')
         self.db.execute(f"CREATE INDEX {self.table}_{name} ON {self.table} ({column.sql})")
@@ -161,36 +202,35 @@ class ViewTable:
     def _changed(self) -> None:
         self.version += 1
         self._orders.clear()
+        self._keys.clear()
+        if self._packed_version != -1:
+            self._packed, self._starts, self._order, self._position = memoryview(b""), [0], [], {}
+            self._packed_version = -1
 
-    def insert(self, rows: list[Row], *, trusted: bool = True) -> list[int]:
+    def insert(self, rows: list[Row]) -> list[int]:
         """Add rows; returns their internal row ids."""
         if not rows:
             return []
         rids = list(range(self.next_rid, self.next_rid + len(rows)))
         self.next_rid += len(rows)
         self.rows.update(zip(rids, rows, strict=True))
-        pk_id = self._pk_id
-        columns: list[Any] = [rids, [pk_id(row) for row in rows]]
-        for column in self.stored:
-            name, convert = column.name, _converter(column.type, trusted)
-            values = [row.get(name) for row in rows]
-            if convert is not None:
-                values = [None if v is None else convert(v) for v in values]
-            columns.append(values)
-        sql_names = ", ".join(['"rid"', '"pk_id"'] + [c.sql for c in self.stored])
-        placeholders = ", ".join("?" * len(columns))
-        self.db.executemany(
-            f"INSERT INTO {self.table} ({sql_names}) VALUES ({placeholders})", zip(*columns, strict=True)
-        )
+        pk_id, filled = self._pk_id, self.filled
+        values = [
+            (rid, pk_id(row), *[_sql_value(row.get(c.name), c.type) for c in filled])
+            for rid, row in zip(rids, rows, strict=True)
+        ]
+        names = ", ".join(['"rid"', '"pk_id"'] + [c.sql for c in filled])
+        placeholders = ", ".join("?" * (len(filled) + 2))
+        self.db.executemany(f"INSERT INTO {self.table} ({names}) VALUES ({placeholders})", values)
         self.encode(rids)
         self._changed()
         return rids
 
     def encode(self, rids: list[int]) -> None:
         """Keep each row's JSON text, as `q.select=*` returns it."""
-        rows, fragments = self.rows, self.fragments
+        rows, fragments, encode = self.rows, self.fragments, jsontext.encode
         for rid in rids:
-            fragments[rid] = _ENCODE(rows[rid]).encode()
+            fragments[rid] = encode(rows[rid])
 
     def delete(self, rids: list[int]) -> None:
         """Remove rows by internal row id."""
@@ -205,14 +245,11 @@ class ViewTable:
         row = self.rows[rid] | changes
         self.rows[rid] = row
         self.encode([rid])
-        stored = {c.name: c for c in self.stored}
-        kept = [(stored[name], value) for name, value in changes.items() if name in stored]
+        filled = {c.name: c for c in self.filled}
+        kept = [(filled[name], value) for name, value in changes.items() if name in filled]
         if kept:
             sets = ", ".join(f"{column.sql} = ?" for column, _ in kept)
-            values = [
-                None if value is None else (_converter(column.type, False) or _same)(value)
-                for column, value in kept
-            ]
+            values = [_sql_value(value, column.type) for column, value in kept]
             self.db.execute(f"UPDATE {self.table} SET {sets} WHERE rid = ?", [*values, rid])
         self._changed()
 
@@ -237,17 +274,24 @@ class ViewTable:
             return column
 
         condition, params = WhereCompiler(where, resolve).compile()
+        for column in used:
+            self.ensure_column(column)
         if any(item.kind == "aggregate" for item in items) or group:
             return self._aggregate(items, condition, params, group, limit, offset, want_total)
         ordering = parse_order(order, self.resolve) if order else []
-        for column in used + [c for c, _ in ordering]:
-            self.ensure_index(column)
+        for column, _ in ordering:
+            self.ensure_column(column)
         clauses = [f"{c.sql} {'DESC' if descending else 'ASC'}" for c, descending in ordering]
         deterministic = any(c.unique for c, _ in ordering)
         if not deterministic:
             clauses.append("random()")
         total = None
-        if deterministic and (offset > 0 or want_total):
+        keyset = self._keyset(condition, params, ordering) if deterministic else None
+        if keyset is not None:
+            ordered, start = keyset
+            rids = ordered[start + offset : start + offset + limit]
+            total = len(ordered) - start
+        elif deterministic and (offset > 0 or want_total):
             ordered = self._ordered(condition, params, clauses)
             rids = ordered[offset : offset + limit]
             total = len(ordered)
@@ -260,11 +304,80 @@ class ViewTable:
             if want_total:
                 sql = f"SELECT COUNT(*) FROM {self.table} WHERE {condition}"
                 total = self.db.execute(sql, params).fetchone()[0]
-        rows = [self.rows[rid] for rid in rids]
         if len(items) == 1 and items[0].kind == "star":
-            fragments = self.fragments
-            return Page(rows=rows, fragments=[fragments[rid] for rid in rids], total=total)
-        return Page(rows=[self._project(row, items) for row in rows], total=total)
+            joined = self._joined(rids)
+            if joined is not None:
+                return Page(joined=joined, total=total, rids=rids, source=self.rows)
+            fragments = list(map(self.fragments.__getitem__, rids))
+            return Page(fragments=fragments, total=total, rids=rids, source=self.rows)
+        rows = self.rows
+        return Page(projected=[self._project(rows[rid], items) for rid in rids], total=total)
+
+    def _pack(self) -> None:
+        """Join every row's text, in row-id order, for `_joined` to cut pages from."""
+        order = list(self.fragments)
+        texts = list(self.fragments.values())
+        self._packed = memoryview(b",".join(texts))
+        self._starts = [0, *accumulate(len(text) + 1 for text in texts)]
+        self._order = order
+        self._position = dict(zip(order, range(len(order)), strict=True))
+        self._packed_version = self.version
+
+    def _joined(self, rids: list[int]) -> memoryview | None:
+        """The rows' texts joined by commas, cut from one packed copy of the whole view.
+
+        Paging in row order (by the key, as rows were added) asks for runs of neighbouring
+        rows; copying one slice beats gathering a thousand texts. The packed copy is made at
+        start, and again on the second `*` request after a change, so that a view changing at
+        every request does not pay for it.
+        """
+        if not rids:
+            return None
+        if self._packed_version != self.version:
+            seen, self._star_version = self._star_version, self.version
+            if seen != self.version:
+                return None
+            self._pack()
+        first = self._position.get(rids[0])
+        if first is None or self._order[first : first + len(rids)] != rids:
+            return None
+        return self._packed[self._starts[first] : self._starts[first + len(rids)] - 1]
+
+    def _keyset(
+        self, condition: str, params: list[Any], ordering: list[tuple[Column, bool]]
+    ) -> tuple[list[int], int] | None:
+        """Keyset paging on an AUTONUMBER key, answered without SQL.
+
+        For `q.where=Key > n` (or `>=`, or no clause) with `q.orderBy=Key` (ascending): the row
+        ids in key order, remembered until the view changes, and where the page starts. None
+        for any other query. SQL would give the same rows, a good deal slower.
+        """
+        if len(ordering) != 1 or ordering[0][1] or ordering[0][0].type != "AUTONUMBER":
+            return None
+        column = ordering[0][0]
+        bound: Any = None
+        after = False
+        if condition != "1":
+            match = _KEY_BOUND.fullmatch(condition)
+            if match is None or match.group(1) != column.sql or len(params) != 1:
+                return None
+            bound, after = params[0], match.group(2) == ">"
+            if isinstance(bound, bool) or not isinstance(bound, (int, float)):
+                return None
+        cached = self._keys.get(column.sql)
+        if cached is None:
+            name = column.name
+            keys = [row[name] for row in self.rows.values()]
+            if all(map(operator.lt, keys, keys[1:])):  # as usual: keys grow with the row ids
+                cached = (keys, list(self.rows))
+            else:
+                pairs = sorted((row[name], rid) for rid, row in self.rows.items())
+                cached = ([key for key, _ in pairs], [rid for _, rid in pairs])
+            self._keys[column.sql] = cached
+        keys, rids = cached
+        if bound is None:
+            return rids, 0
+        return rids, (bisect_right if after else bisect_left)(keys, bound)
 
     def _ordered(self, condition: str, params: list[Any], clauses: list[str]) -> list[int]:
         """Every matching row id in a deterministic order, remembered until the view changes."""
@@ -291,6 +404,22 @@ class ViewTable:
                 out[item.alias] = row.get(item.column.name)
         return out
 
+    def _aggregate_value(self, value: Any, item: SelectItem) -> Any:
+        """An aggregate's or grouped field's value as the API shows it."""
+        column = item.column
+        if value is None or column is None or item.function in ("COUNT", "SUM", "AVG"):
+            return value
+        if column.type in DATETIME_TYPES:
+            # The value of a row, as that row shows it (`.120` stays `.120`, not `.12`).
+            sql = f"SELECT rid FROM {self.table} WHERE {column.sql} = ? LIMIT 1"
+            found = self.db.execute(sql, [value]).fetchone()
+            if found is not None:
+                return self.rows[found[0]].get(column.name)
+            return caspio_datetime(value)
+        if column.type == "YES/NO":
+            return bool(value)
+        return value
+
     def _aggregate(
         self,
         items: list[SelectItem],
@@ -303,6 +432,8 @@ class ViewTable:
     ) -> Page:
         grouped = parse_order(group, self.resolve) if group else []
         grouped_names = {c.name for c, _ in grouped}
+        for column in [c for c, _ in grouped] + [i.column for i in items if i.column]:
+            self.ensure_column(column)
         expressions = []
         for item in items:
             if item.kind == "star":
@@ -330,26 +461,12 @@ class ViewTable:
             out: Row = {}
             for number, (item, value) in enumerate(zip(items, values, strict=True), start=1):
                 name = item.alias or f"Expr{number}"
-                out[name] = _caspio_value(value, item)
+                out[name] = self._aggregate_value(value, item)
             rows.append(out)
         total = None
         if want_total:
             total = self.db.execute(f"SELECT COUNT(*) FROM ({source})", params).fetchone()[0]
-        return Page(rows=rows, total=total)
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _caspio_value(value: Any, item: SelectItem) -> Any:
-    if value is None or item.column is None or item.function in ("COUNT", "SUM", "AVG"):
-        return value
-    if item.column.type in DATETIME_TYPES:
-        return caspio_datetime(value)
-    if item.column.type == "YES/NO":
-        return bool(value)
-    return value
+        return Page(projected=rows, total=total)
 
 
 class Store:
@@ -461,7 +578,8 @@ class Store:
     def update(self, view: str, key: Any, changes: Row | None = None) -> Row:
         """Change a row and stamp its OnUpdate TIMESTAMP fields with the current time.
 
-        Field names match case-insensitively; a name the view does not return is refused.
+        Field names match case-insensitively; a name the view does not return, or an
+        AUTONUMBER key, is refused.
         """
         with self.lock:
             table = self._table(view)
@@ -477,6 +595,10 @@ class Store:
                 f = table.view.field(field_name)
                 if f is None or not f.returned:
                     raise KeyError(f"view {table.view.name} has no editable field {field_name!r}")
+                if f.type == "AUTONUMBER":
+                    raise ValueError(
+                        f"{table.view.name}.{f.name} is an AUTONUMBER key: not editable"
+                    )
                 if f.type in DATETIME_TYPES and value is not None:
                     canonical_datetime(value)
                 defined[f.name] = value
