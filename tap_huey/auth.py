@@ -14,7 +14,7 @@ from singer_sdk.helpers._util import utc_now
 from typing_extensions import override
 
 from tap_huey.errors import CaspioProblem, HueyError, read_problem
-from tap_huey.retry import RetryPolicy
+from tap_huey.retry import RETRIED_EXCEPTIONS, RetryPolicy, describe_failure
 
 LONGEST_MARGIN = timedelta(minutes=5)
 
@@ -169,7 +169,16 @@ class CaspioAuthenticator(OAuthAuthenticator):
                 raise RetriableCaspioError(read_problem(response), response)
             return response
 
-        response = self._policy.wrap(attempt, self.logger, lambda: f"the {grant} token request")()
+        try:
+            response = self._policy.wrap(
+                attempt, self.logger, lambda: f"the {grant} token request"
+            )()
+        except RETRIED_EXCEPTIONS as error:
+            # Fatal here, so that the data request waiting for this token does not retry it again.
+            raise HueyError(
+                f"Caspio's token endpoint {self.auth_endpoint} kept failing: {describe_failure(error)}. "
+                "Run again later."
+            ) from None
         if response.status_code == 200:
             try:
                 token: dict[str, Any] = response.json()

@@ -118,6 +118,10 @@ class CaspioClient:
             raise CaspioAPIError(
                 f"Reading {what} failed: {error} {hint(error.problem)}".strip(), error.problem
             ) from None
+        except requests.exceptions.SSLError as error:
+            raise HueyError(
+                f"Reading {what} failed: {describe_failure(error)}. Check api_url."
+            ) from None
         except RETRIED_EXCEPTIONS as error:
             raise HueyError(
                 f"Reading {what} failed after {self.settings.max_retries} retries: {describe_failure(error)}. "

@@ -329,7 +329,9 @@ class DateTimeConverter:
         self.offsets: dict[str, str] = {}
 
     def _at(self, wall_clock: str) -> str:
-        return datetime.fromisoformat(wall_clock).replace(tzinfo=self.zone).isoformat()[19:]
+        """The offset at a wall-clock time; empty when it has seconds (local mean time, pre-1900s)."""
+        offset = datetime.fromisoformat(wall_clock).replace(tzinfo=self.zone).isoformat()[19:]
+        return "" if len(offset) > 6 else offset
 
     def _offset(self, minute: str) -> str:
         """The offset at a wall-clock minute; cached per day unless the day holds a change."""
@@ -337,7 +339,7 @@ class DateTimeConverter:
         if len(self.offsets) > 1 << 16:
             self.offsets.clear()
         first, last = self._at(day + "T00:00"), self._at(day + "T23:59")
-        if first == last:
+        if first == last and first:
             self.offsets[day] = first
             return first
         return self._at(minute)
@@ -349,6 +351,9 @@ class DateTimeConverter:
         if not _CASPIO_VALUE.match(text):
             return to_rfc3339(parse_caspio_datetime(text).replace(tzinfo=self.zone))
         offset = self.offsets.get(text[:10]) or self._offset(text[:16])
+        if not offset:  # RFC 3339 offsets have no seconds: give such an instant in UTC
+            local = parse_caspio_datetime(text).replace(tzinfo=self.zone)
+            return to_rfc3339(local.astimezone(timezone.utc))
         if len(text) == 16:
             text += ":00"
         return text + offset

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+import simplejson
 from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message
@@ -29,7 +30,13 @@ class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
 
     @override
     def serialize_message(self, message: Message) -> bytes:
-        return _ENCODER.encode(message.to_dict()) + b"\n"
+        content = message.to_dict()
+        try:
+            return _ENCODER.encode(content) + b"\n"
+        except (UnicodeEncodeError, msgspec.EncodeError):
+            # Text msgspec cannot write as UTF-8 (a lone surrogate) is written escaped instead.
+            text: str = simplejson.dumps(content, use_decimal=True, default=_encode_other)
+            return text.encode() + b"\n"
 
     @override
     def write_message(self, message: Message) -> None:

@@ -36,6 +36,23 @@ class PageToken:
     upper: str | None = None
 
 
+def comparable(field: CaspioField, raw: Any) -> Any:
+    """A raw value (or a `q.where` literal) of a splittable field, as a Python value to compare."""
+    if field.is_datetime:
+        return parse_caspio_datetime(str(raw).strip("'"))
+    return Decimal(str(raw))
+
+
+def outside(field: CaspioField, token: PageToken, raw: Any) -> bool:
+    """Whether a row's first ordering value lies outside the range a page asked for."""
+    if raw is None:
+        return token.lower is not None or token.upper is not None
+    value = comparable(field, raw)
+    if token.lower is not None and value <= comparable(field, token.lower):
+        return True
+    return token.upper is not None and value > comparable(field, token.upper)
+
+
 def splittable(field: CaspioField) -> bool:
     """Whether a view can be cut into ranges of this (first ordering) field."""
     return field.type in INTEGER_TYPES | NUMBER_TYPES or field.is_datetime

@@ -100,6 +100,14 @@ class RetryPolicy:
                 describe_failure(error) if error else "unknown failure",
             )
 
+        def attempt(*args: Any, **kwargs: Any) -> T:
+            # A refused token is renewed and the request sent again at once, within the same
+            # attempt, so that renewal never uses up the retries that faults need.
+            try:
+                return func(*args, **kwargs)
+            except TokenRejected:
+                return func(*args, **kwargs)
+
         decorated: Callable[..., T] = backoff.on_exception(
             self._waits,
             RETRIED_EXCEPTIONS,
@@ -108,5 +116,5 @@ class RetryPolicy:
             jitter=None,
             on_backoff=report,
             logger=None,
-        )(func)
+        )(attempt)
         return decorated

@@ -160,6 +160,13 @@ CONFIG_SCHEMA = th.PropertiesList(
 
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain"}
+NUMBER_SETTINGS = ("backoff_base_seconds", "backoff_max_seconds", "request_timeout")
+
+
+def _setting(config: dict[str, Any], name: str, default: Any) -> Any:
+    """A setting's value, its default when absent or null."""
+    value = config.get(name)
+    return default if value is None else value
 
 
 def is_loopback(host: str) -> bool:
@@ -249,7 +256,7 @@ def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
         errors.append(
             f"timezone {zone_name!r} is not an IANA time zone such as 'America/New_York'."
         )
-    page_size = config.get("page_size", 1000)
+    page_size = _setting(config, "page_size", 1000)
     if not isinstance(page_size, int) or isinstance(page_size, bool) or not 5 <= page_size <= 1000:
         errors.append(f"page_size must be a whole number from 5 to 1000, not {page_size!r}.")
     start_date = None
@@ -295,11 +302,11 @@ def load_settings(config: dict[str, Any]) -> tuple[Settings | None, list[str]]:
             page_size=int(page_size),
             response_format=str(config.get("response_format") or "json"),
             paging=str(config.get("paging") or "keyset"),
-            max_parallel_requests=int(config.get("max_parallel_requests", 4)),
-            max_retries=int(config.get("max_retries", 5)),
-            backoff_base_seconds=float(config.get("backoff_base_seconds", 1.0)),
-            backoff_max_seconds=float(config.get("backoff_max_seconds", 60.0)),
-            request_timeout=float(config.get("request_timeout", 120.0)),
+            max_parallel_requests=int(_setting(config, "max_parallel_requests", 4)),
+            max_retries=int(_setting(config, "max_retries", 5)),
+            backoff_base_seconds=float(_setting(config, "backoff_base_seconds", 1.0)),
+            backoff_max_seconds=float(_setting(config, "backoff_max_seconds", 60.0)),
+            request_timeout=float(_setting(config, "request_timeout", 120.0)),
         ),
         [],
     )

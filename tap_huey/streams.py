@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import queue
 import threading
 import time
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import requests
@@ -27,7 +29,7 @@ from typing_extensions import override
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
 from tap_huey.fields import PK_ID, where_literal
-from tap_huey.paging import PageToken, split, splittable
+from tap_huey.paging import PageToken, comparable, outside, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
 from tap_huey.xml import parse_records
@@ -38,6 +40,28 @@ _JSON = msgspec.json.Decoder(float_hook=Decimal)
 PARALLEL_WHEN_PAGE_TAKES = 0.08
 MAX_BUFFERED_PAGES = 4
 FAILURES: tuple[type[Exception], ...] = (FatalAPIError, *RETRIED_EXCEPTIONS)
+
+
+def parse_json_page(content: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The records and the optional pagination block of a JSON records answer.
+
+    Raises:
+        BadPayload: when the body is not JSON or has no `Result` list (cut short, garbled).
+    """
+    try:
+        body = _JSON.decode(content)
+    except msgspec.DecodeError:
+        # msgspec refuses what the standard library accepts, such as an escaped lone surrogate
+        # in text; only a body neither can read is cut short or garbled.
+        try:
+            body = json.loads(content, parse_float=Decimal)
+        except ValueError as error:
+            raise BadPayload(
+                f"Caspio sent a body that is not JSON ({len(content)} bytes)"
+            ) from error
+    if not isinstance(body, dict) or not isinstance(body.get("Result"), list):
+        raise BadPayload("Caspio's answer has no Result list")
+    return body["Result"], body.get("Pagination")
 
 
 class ViewStream(RESTStream[PageToken]):
@@ -209,15 +233,7 @@ class ViewStream(RESTStream[PageToken]):
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         if self.settings.response_format == "xml":
             return parse_records(response.content)
-        try:
-            body = _JSON.decode(response.content)
-        except msgspec.DecodeError as error:
-            raise BadPayload(
-                f"Caspio sent a body that is not JSON ({len(response.content)} bytes)"
-            ) from error
-        if not isinstance(body, dict) or not isinstance(body.get("Result"), list):
-            raise BadPayload("Caspio's answer has no Result list")
-        return body["Result"], body.get("Pagination")
+        return parse_json_page(response.content)
 
     def _fetch(
         self, context: Context | None, token: PageToken
@@ -240,25 +256,64 @@ class ViewStream(RESTStream[PageToken]):
         """`replication_key >= bookmark`, the bookmark written naive in the field's own zone."""
         if not self.replication_key:
             return None
-        starts = []
+        field = self.view.field(self.replication_key)
         bookmark = self.get_starting_replication_key_value(context)
+        if not field.is_datetime:
+            return f"{field.name} >= {field.literal(bookmark)}" if bookmark is not None else None
+        starts = []
         if bookmark:
-            moment = datetime.fromisoformat(str(bookmark).replace("Z", "+00:00"))
-            starts.append(moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc))
+            starts.append(self._wall_clock(str(bookmark), field.zone))
         if self.settings.start_date:
-            starts.append(self.settings.start_date)
+            starts.append(self.settings.start_date.astimezone(field.zone).replace(tzinfo=None))
         if not starts:
             return None
-        field = self.view.field(self.replication_key)
-        if not field.is_datetime:
-            return f"{self.replication_key} >= {field.literal(bookmark)}" if bookmark else None
-        local = max(starts).astimezone(field.zone).replace(tzinfo=None)
-        return f"{self.replication_key} >= {where_literal(local)}"
+        return f"{field.name} >= {where_literal(max(starts))}"
+
+    @staticmethod
+    def _wall_clock(bookmark: str, zone: ZoneInfo) -> datetime:
+        """A bookmark as the naive wall-clock time Caspio keeps, in `zone`.
+
+        A bookmark this tap wrote holds Caspio's own digits and the zone's offset for them; those
+        digits are used as they are, so that a time in a daylight-saving gap, which has no instant
+        of its own, resumes where it stopped. Any other value is converted to the zone.
+        """
+        moment = datetime.fromisoformat(bookmark.replace("Z", "+00:00"))
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=timezone.utc)
+        naive = moment.replace(tzinfo=None)
+        if naive.replace(tzinfo=zone).utcoffset() == moment.utcoffset():
+            return naive
+        return moment.astimezone(zone).replace(tzinfo=None)
+
+    def _out_of_range(self, token: PageToken, records: list[dict[str, Any]]) -> bool:
+        """Whether a page holds rows before its keyset start or outside its key range."""
+        field = self.view.field(self.view.order[0])
+        if not splittable(field) or not records:
+            return False
+        bounded = token.lower is not None or token.upper is not None
+        start = token.after[0] if token.after else None
+        if not bounded and start is None:
+            return False
+        for record in (records[0], records[-1]):  # pages come sorted: the ends decide
+            raw = record.get(field.name)
+            if bounded and outside(field, token, raw):
+                return True
+            if (
+                start is not None
+                and raw is not None
+                and comparable(field, raw) < comparable(field, start)
+            ):
+                return True
+        return False
 
     def _key(self, record: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(record.get(k) for k in self.view.primary_keys)
 
     def _fail(self, error: BaseException, page: str) -> HueyError:
+        if isinstance(error, requests.exceptions.SSLError):
+            return CaspioAPIError(
+                f"Reading {page} failed: {describe_failure(error)}. Check api_url."
+            )
         if isinstance(error, CaspioAPIError):
             return CaspioAPIError(
                 f"Reading {page} failed: {error} {hint(error.problem)}".strip(), error.problem
@@ -293,13 +348,19 @@ class ViewStream(RESTStream[PageToken]):
                 self._expected = int(pagination["TotalCount"])
             keys = [self._key(r) for r in records]
             repeated = [k for k in keys if k in previous]
-            if repeated and (keyset or len(repeated) == len(keys)):
+            if (keys and len(repeated) == len(keys)) or self._out_of_range(token, records):
                 raise CaspioAPIError(
-                    f"Reading {where}: Caspio answered with rows it had already sent "
-                    f"({len(repeated)} of {len(keys)}), so it is not honouring the paging parameters. "
+                    f"Reading {where}: Caspio answered with rows it had already sent or rows outside "
+                    "the requested range, so it is not honouring the paging parameters. "
                     "Stopped rather than emit duplicates; check that api_url points at Caspio."
                 )
-            if repeated:
+            if repeated and keyset:
+                self.logger.info(
+                    "Reading %s: %d rows edited since they were read come again with their new values.",
+                    where,
+                    len(repeated),
+                )
+            elif repeated:
                 self.logger.warning(
                     "Reading %s: %d rows shifted in from the previous page by edits during the read; skipped.",
                     where,
@@ -364,37 +425,39 @@ class ViewStream(RESTStream[PageToken]):
         stop = threading.Event()
         done = object()
 
+        def offer(pages: queue.Queue[Any], item: Any) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def read(index: int, token: PageToken, pages: queue.Queue[Any]) -> None:
             label = f"range {index + 1} of {len(ranges)}, "
             try:
                 for page in self._pages(context, token, label):
-                    while not stop.is_set():
-                        try:
-                            pages.put(page, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if stop.is_set() or not offer(pages, page):
                         return
-                pages.put(done)
+                offer(pages, done)
             except BaseException as error:  # handed to the reader, who raises it in order
-                pages.put(error)
+                offer(pages, error)
 
         queues: list[queue.Queue[Any]] = []
-        with ThreadPoolExecutor(
-            max_workers=parallel, thread_name_prefix=f"huey-{self.name}"
-        ) as pool:
-            try:
-                for index in range(len(ranges)):
-                    while len(queues) < min(index + parallel, len(ranges)):
-                        queues.append(queue.Queue(maxsize=MAX_BUFFERED_PAGES))
-                        pool.submit(read, len(queues) - 1, ranges[len(queues) - 1], queues[-1])
-                    while (item := queues[index].get()) is not done:
-                        if isinstance(item, BaseException):
-                            raise item
-                        yield item
-            finally:
-                stop.set()
+        pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix=f"huey-{self.name}")
+        try:
+            for index in range(len(ranges)):
+                while len(queues) < min(index + parallel, len(ranges)):
+                    queues.append(queue.Queue(maxsize=MAX_BUFFERED_PAGES))
+                    pool.submit(read, len(queues) - 1, ranges[len(queues) - 1], queues[-1])
+                while (item := queues[index].get()) is not done:
+                    if isinstance(item, BaseException):
+                        raise item
+                    yield item
+        finally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
 
     @override
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:

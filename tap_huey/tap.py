@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import cached_property
+from types import FrameType
 from typing import Any
 
 import click
@@ -17,7 +18,7 @@ from tap_huey.client import CaspioClient
 from tap_huey.errors import HueyConfigError, HueyError
 from tap_huey.fields import CaspioField
 from tap_huey.output import HueyMessageWriter
-from tap_huey.settings import CONFIG_SCHEMA, Settings, load_settings
+from tap_huey.settings import CONFIG_SCHEMA, NUMBER_SETTINGS, Settings, load_settings
 from tap_huey.streams import ViewStream
 from tap_huey.views import (
     V2_SAMPLE_SIZE,
@@ -48,7 +49,21 @@ class TapHuey(Tap):
     message_writer_class = HueyMessageWriter
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        try:
+            super().__init__(*args, **kwargs)
+        except HueyError:
+            raise
+        except ValueError as error:  # a TAP_HUEY_* variable that does not parse as its type
+            raise HueyConfigError(f"A setting could not be read: {error}") from None
+
+    @override
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        # The SDK writes the state and exits 0; a stopped run must not look like a finished one.
+        self.logger.error(
+            "Stopped by signal %d before the sync finished; the state written resumes it.", signum
+        )
+        self._state_writer.write_state(self.state)
+        sys.exit(128 + signum)
 
     @cached_property
     def settings(self) -> Settings:
@@ -67,7 +82,16 @@ class TapHuey(Tap):
 
     @override
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        errors = super()._validate_config(raise_errors=raise_errors)
+        for name in NUMBER_SETTINGS:  # environment variables arrive as text
+            value = self._config.get(name)
+            if isinstance(value, str):
+                with suppress(ValueError):
+                    self._config[name] = float(value)
+        errors = [self._redacted(e) for e in super()._validate_config(raise_errors=False)]
+        if errors and raise_errors:
+            raise ConfigValidationError(
+                "Config validation failed", errors=errors, schema=self.config_jsonschema
+            )
         if not errors:
             _, errors = load_settings(dict(self.config))
             if errors and raise_errors:
@@ -75,6 +99,12 @@ class TapHuey(Tap):
                     "Config validation failed", errors=errors, schema=self.config_jsonschema
                 )
         return errors
+
+    def _redacted(self, message: str) -> str:
+        """A validation message with the client secret's value taken out."""
+        if "client_secret" in message:
+            return "client_secret must be a string (its value is not shown)."
+        return message
 
     def _wanted_views(self, listed: list[str]) -> list[str]:
         """The listed views the settings and the input catalog ask for, in Caspio's case."""
@@ -95,6 +125,13 @@ class TapHuey(Tap):
                 for entry in catalog.streams
                 if entry.metadata.resolve_selection().get((), False)
             }
+            gone = sorted(selected - set(listed))
+            if gone:
+                raise HueyConfigError(
+                    f"The catalog selects view(s) {', '.join(repr(g) for g in gone)}, which the profile "
+                    f"no longer lists (renamed, removed or access withdrawn). It can read: "
+                    f"{', '.join(listed) or 'no views'}. Deselect them, or run with --refresh-catalog."
+                )
             wanted = [name for name in wanted if name in selected]
         return wanted
 
@@ -102,7 +139,7 @@ class TapHuey(Tap):
         """Read a view's field metadata (v3) or infer it from sample records (v2)."""
         if self.settings.api_version == "v3":
             fields: list[CaspioField] = fields_from_metadata(
-                self.client.fields(name), self.settings
+                self.client.fields(name), self.settings, name
             )
             return build_view(name, fields, self.settings, inferred=False, unique_known=True)
         sample = self.client.sample(name, V2_SAMPLE_SIZE)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from tap_huey.errors import HueyConfigError
+from tap_huey.errors import HueyConfigError, HueyError
 from tap_huey.fields import PK_ID, CaspioField, parse_caspio_datetime
 from tap_huey.settings import Settings
 
@@ -98,11 +98,19 @@ def build_view(
     )
 
 
-def fields_from_metadata(described: list[dict[str, Any]], settings: Settings) -> list[CaspioField]:
+def fields_from_metadata(
+    described: list[dict[str, Any]], settings: Settings, view: str = ""
+) -> list[CaspioField]:
     """Fields from v3's field list; a unique field that allows nulls does not count as unique."""
     fields = []
     for entry in described:
-        field = CaspioField.from_metadata(entry, settings.zone)
+        try:
+            field = CaspioField.from_metadata(entry, settings.zone)
+        except ValueError as error:
+            raise HueyError(
+                f"View '{view}', field '{entry.get('Name')}': {error}; it is neither a Windows time zone "
+                "id known to tzlocal nor an IANA zone. Leave the view out of `views`, or report the zone."
+            ) from None
         if entry.get("UniqueAllowNulls"):
             field = CaspioField(
                 field.name,

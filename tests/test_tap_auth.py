@@ -31,7 +31,7 @@ def test_token_near_expiry_is_renewed_by_refresh_token_before_caspio_refuses_it(
     fresh_sandbox: SandboxServer,
 ) -> None:
     fresh_sandbox.faults.token_lifetime = 2
-    fresh_sandbox.faults.latency = 0.05
+    fresh_sandbox.faults.latency = 0.1
 
     output = run_tap(tap_config(fresh_sandbox, views=["Providers"], page_size=20))
 
