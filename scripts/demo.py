@@ -43,6 +43,12 @@ def main() -> int:
     try:
         print(f"Sandbox serving at {announced['url']} with views {announced['views']}")
         env = os.environ | {
+            # The demo keeps its own Meltano state, so that it never leaves a bookmark behind
+            # for a real pipeline in this project, and it reads every view whatever is selected.
+            "MELTANO_DATABASE_URI": f"sqlite:///{ROOT / '.meltano' / 'demo.db'}",
+            "TAP_HUEY__SELECT": '["*.*"]',
+            "TAP_HUEY_VIEWS": "[]",
+            "TAP_HUEY_TIMEZONE": "UTC",
             "TAP_HUEY_CLIENT_ID": str(announced["client_id"]),
             "TAP_HUEY_CLIENT_SECRET": str(announced["client_secret"]),
             "TAP_HUEY_API_URL": str(announced["url"]),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -42,11 +43,22 @@ def schema() -> Iterator[str]:
         connection.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
 
 
+STATE_DATABASE = Path(tempfile.mkdtemp(prefix="tap-huey-e2e-")) / "meltano.db"
+
+
 def meltano_run(server: SandboxServer, target: str, env: dict[str, str], *flags: str) -> str:
-    """Run the pipeline; returns its log, failing the test with the log's tail on error."""
+    """Run the pipeline; returns its log, failing the test with the log's tail on error.
+
+    Meltano's state goes to a database of the tests' own, so that no bookmark is left behind in
+    the project for a real pipeline to start from; every view is selected whatever the project says.
+    """
     environment = {
         k: v for k, v in os.environ.items() if not k.startswith(("TAP_HUEY", "TARGET_"))
     } | {
+        "MELTANO_DATABASE_URI": f"sqlite:///{STATE_DATABASE}",
+        "TAP_HUEY__SELECT": '["*.*"]',
+        "TAP_HUEY_VIEWS": "[]",
+        "TAP_HUEY_TIMEZONE": "UTC",
         "TAP_HUEY_CLIENT_ID": server.client_id,
         "TAP_HUEY_CLIENT_SECRET": server.client_secret,
         "TAP_HUEY_API_URL": server.url,
