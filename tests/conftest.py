@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,3 +37,14 @@ def tap_config(server: SandboxServer, **overrides: Any) -> dict[str, Any]:
     }
     config.update(overrides)
     return config
+
+
+def tap_env(server: SandboxServer, **variables: str) -> dict[str, str]:
+    """This process's environment without TAP_HUEY_* values, plus a sandbox's credentials."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")}
+    return env | {
+        "TAP_HUEY_CLIENT_ID": server.client_id,
+        "TAP_HUEY_CLIENT_SECRET": server.client_secret,
+        "TAP_HUEY_API_URL": server.url,
+        **{f"TAP_HUEY_{name.upper()}": value for name, value in variables.items()},
+    }

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
 from huey_sandbox.server import SandboxServer
 from scripts.sync_readme import END, START, settings_table
-from tests.conftest import tap_config
+from tests.conftest import tap_config, tap_env
 from tests.singer import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,12 +60,7 @@ def test_discover_command_writes_a_catalog_with_every_view(
 def test_settings_are_read_from_environment_variables(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")} | {
-        "TAP_HUEY_CLIENT_ID": sandbox.client_id,
-        "TAP_HUEY_CLIENT_SECRET": sandbox.client_secret,
-        "TAP_HUEY_API_URL": sandbox.url,
-        "TAP_HUEY_VIEWS": '["Type_Showcase"]',
-    }
+    env = tap_env(sandbox, views='["Type_Showcase"]')
 
     output = run_cli(["--config", "ENV"], None, tmp_path, env=env)
 

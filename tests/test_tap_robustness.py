@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import threading
@@ -21,7 +20,7 @@ from tap_huey.errors import HueyError
 from tap_huey.fields import CaspioField
 from tap_huey.output import HueyMessageWriter
 from tap_huey.streams import parse_json_page
-from tests.conftest import tap_config
+from tests.conftest import tap_config, tap_env
 from tests.singer import BIN, Output, by_key, expected_by_key, run_cli, run_tap
 
 
@@ -220,14 +219,9 @@ def test_a_secret_of_the_wrong_type_is_never_printed(
 def test_number_settings_come_from_the_environment_and_nulls_take_defaults(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")} | {
-        "TAP_HUEY_CLIENT_ID": sandbox.client_id,
-        "TAP_HUEY_CLIENT_SECRET": sandbox.client_secret,
-        "TAP_HUEY_API_URL": sandbox.url,
-        "TAP_HUEY_VIEWS": '["Type_Showcase"]',
-        "TAP_HUEY_REQUEST_TIMEOUT": "60",
-        "TAP_HUEY_BACKOFF_MAX_SECONDS": "2.5",
-    }
+    env = tap_env(
+        sandbox, views='["Type_Showcase"]', request_timeout="60", backoff_max_seconds="2.5"
+    )
 
     from_env = run_cli(["--config", "ENV"], None, tmp_path, env=env)
     with_nulls = run_tap(
@@ -242,12 +236,7 @@ def test_number_settings_come_from_the_environment_and_nulls_take_defaults(
 def test_malformed_environment_value_is_a_plain_error(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_HUEY")} | {
-        "TAP_HUEY_CLIENT_ID": sandbox.client_id,
-        "TAP_HUEY_CLIENT_SECRET": sandbox.client_secret,
-        "TAP_HUEY_API_URL": sandbox.url,
-        "TAP_HUEY_PAGE_SIZE": "abc",
-    }
+    env = tap_env(sandbox, page_size="abc")
 
     output = run_cli(["--config", "ENV"], None, tmp_path, env=env)
 
