@@ -313,7 +313,11 @@ def _convert_boolean(value: Any) -> bool | None:
     raise ValueError(f"{value!r} is not a YES/NO value")
 
 
-_CASPIO_VALUE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:[0-5]\d(?::[0-5]\d(?:\.\d{1,7})?)?$")
+_CASPIO_VALUE = re.compile(
+    r"\d{4}-\d{2}-\d{2}T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,7})?)?"
+)
+# The time of day after a date whose offset is known, as Caspio sends it: `T12:30:00[.607]`.
+_CASPIO_TIME = re.compile(r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,7})?")
 
 
 class DateTimeConverter:
@@ -345,10 +349,18 @@ class DateTimeConverter:
         return self._at(minute)
 
     def __call__(self, value: Any) -> str | None:
+        # The common case: Caspio's own form, on a day whose offset is cached (and so exists).
+        if value.__class__ is str:
+            offset = self.offsets.get(value[:10])
+            if offset and _CASPIO_TIME.fullmatch(value, 10):
+                return value + offset
+        return self._convert(value)
+
+    def _convert(self, value: Any) -> str | None:
         if value is None or value == "":
             return None
         text = str(value).strip().replace(" ", "T", 1)
-        if not _CASPIO_VALUE.match(text):
+        if not _CASPIO_VALUE.fullmatch(text):
             return to_rfc3339(parse_caspio_datetime(text).replace(tzinfo=self.zone))
         offset = self.offsets.get(text[:10]) or self._offset(text[:16])
         if not offset:  # RFC 3339 offsets have no seconds: give such an instant in UTC
@@ -370,7 +382,13 @@ def _convert_list(value: Any, item: Callable[[Any], Any]) -> list[Any] | None:
     if value is None:
         return None
     if isinstance(value, Mapping):
-        return [item(value[key]) for key in sorted(value, key=lambda k: _item_order(str(k)))]
+        if not value:
+            return []
+        try:
+            keys = sorted(value, key=int)  # item ids, as Caspio numbers them
+        except (TypeError, ValueError):
+            keys = sorted(value, key=lambda k: _item_order(str(k)))
+        return [item(value[key]) for key in keys]
     if isinstance(value, list):
         return [item(v) for v in value]
     if value == "":

@@ -1,8 +1,9 @@
-"""Singer messages written with msgspec: exact decimals, and a flush only where it matters."""
+"""Singer messages written with msgspec: exact decimals, records in batches, a flush only where it matters."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,9 @@ from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
 
+# RECORD messages held before they are written in one go; any other message writes them first.
+HELD_RECORDS = 500
+
 
 def _encode_other(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else str(value)
@@ -21,31 +25,94 @@ def _encode_other(value: Any) -> Any:
 _ENCODER = msgspec.json.Encoder(enc_hook=_encode_other, decimal_format="number")
 
 
-class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
-    """Writes one JSON line per message; RECORD lines are flushed with the next other message.
+def encode(content: dict[str, Any]) -> bytes:
+    """One message as a JSON line."""
+    try:
+        return _ENCODER.encode(content) + b"\n"
+    except (UnicodeEncodeError, msgspec.EncodeError):
+        # Text msgspec cannot write as UTF-8 (a lone surrogate) is written escaped instead.
+        text: str = simplejson.dumps(content, use_decimal=True, default=_encode_other)
+        return text.encode() + b"\n"
 
-    A target therefore never sees a STATE before the records it covers, and a run stopped
-    between two flushes loses no state it had announced.
+
+def encode_lines(contents: list[dict[str, Any]]) -> bytes:
+    """Messages as JSON lines, in one call when every one of them encodes as it is."""
+    try:
+        return _ENCODER.encode_lines(contents)
+    except (UnicodeEncodeError, msgspec.EncodeError):
+        return b"".join(map(encode, contents))
+
+
+class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
+    """Writes one JSON line per message; RECORD lines go out in batches, before any other message.
+
+    A target therefore never sees a STATE before the records it covers. Records still held
+    when a run dies are ones no STATE has covered yet, so the next run reads them again.
     """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: list[dict[str, Any]] = []
+        self.writing = False
+        # Called once the write under way has finished (set by a signal handler during one).
+        self.after_write: Callable[[], None] | None = None
 
     @override
     def serialize_message(self, message: Message) -> bytes:
-        content = message.to_dict()
-        try:
-            return _ENCODER.encode(content) + b"\n"
-        except (UnicodeEncodeError, msgspec.EncodeError):
-            # Text msgspec cannot write as UTF-8 (a lone surrogate) is written escaped instead.
-            text: str = simplejson.dumps(content, use_decimal=True, default=_encode_other)
-            return text.encode() + b"\n"
+        return encode(message.to_dict())
+
+    def hold_record(
+        self, stream: str, record: dict[str, Any], version: int | None, extracted: datetime
+    ) -> None:
+        """A RECORD message, as RecordMessage.to_dict gives it, without building one."""
+        held = self._held
+        if version is None:
+            held.append(
+                {"type": "RECORD", "stream": stream, "record": record, "time_extracted": extracted}
+            )
+        else:
+            held.append(
+                {
+                    "type": "RECORD",
+                    "stream": stream,
+                    "record": record,
+                    "version": version,
+                    "time_extracted": extracted,
+                }
+            )
+        if len(held) >= HELD_RECORDS:
+            self._write(b"", flush=False)
 
     @override
     def write_message(self, message: Message) -> None:
-        data = self.format_message(message)
+        if message.__class__ is RecordMessage:
+            self._held.append(message.to_dict())
+            if len(self._held) >= HELD_RECORDS:
+                self._write(b"", flush=False)
+            return
+        self._write(self.format_message(message), flush=True)
+
+    def write_held(self) -> None:
+        """Write the records held so far (at the end of a view, when no STATE follows them)."""
+        if self._held:
+            self._write(b"", flush=True)
+
+    def _write(self, tail: bytes, flush: bool) -> None:
+        """The held records, then `tail`; they are forgotten only once written."""
+        data = encode_lines(self._held) + tail if self._held else tail
         stream = sys.stdout
         buffer = getattr(stream, "buffer", None)
-        if buffer is None:
-            stream.write(data.decode("utf-8"))
-        else:
-            buffer.write(data)
-        if not isinstance(message, RecordMessage):
-            stream.flush()
+        self.writing = True
+        try:
+            if buffer is None:
+                stream.write(data.decode("utf-8"))
+            else:
+                buffer.write(data)
+            self._held.clear()
+            if flush:
+                stream.flush()
+        finally:
+            self.writing = False
+        callback, self.after_write = self.after_write, None
+        if callback is not None:
+            callback()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import itertools
 import json
+import operator
 import queue
 import threading
 import time
@@ -22,13 +23,14 @@ from singer_sdk.exceptions import FatalAPIError
 from singer_sdk.helpers._util import utc_now
 from singer_sdk.helpers.conform import TypeConformanceLevel
 from singer_sdk.helpers.types import Context
-from singer_sdk.singerlib import RecordMessage
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from singer_sdk.streams.rest import HTTPRequest, PageContext, RESTStream
 from typing_extensions import override
 
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
 from tap_huey.fields import PK_ID, where_literal
+from tap_huey.output import HueyMessageWriter
 from tap_huey.paging import PageToken, comparable, outside, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
@@ -40,6 +42,10 @@ _JSON = msgspec.json.Decoder(float_hook=Decimal)
 PARALLEL_WHEN_PAGE_TAKES = 0.08
 MAX_BUFFERED_PAGES = 4
 FAILURES: tuple[type[Exception], ...] = (FatalAPIError, *RETRIED_EXCEPTIONS)
+# A page as read: when it arrived, and its rows.
+Page = tuple[datetime, list[dict[str, Any]]]
+# The schema's properties (as a list and as a set), and those whose values need converting.
+Plan = tuple[list[str], frozenset[str], list[tuple[str, Callable[[Any], Any]]]]
 
 
 def parse_json_page(content: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -76,7 +82,7 @@ class ViewStream(RESTStream[PageToken]):
         self.view = view
         self.client = client
         self.settings = client.settings
-        self._plan: tuple[list[str], list[tuple[str, Callable[[Any], Any]]]] | None = None
+        self._plan: Plan | None = None
         super().__init__(tap=tap, name=view.name, schema=view.schema())
         self.primary_keys = list(view.primary_keys)
         self.replication_key = view.replication_key
@@ -87,6 +93,13 @@ class ViewStream(RESTStream[PageToken]):
         self._all_selected: bool | None = None
         self._last_wait = 0.0
         self._expected: int | None = None
+        self._extracted_at: datetime | None = None
+        self._sorted_state: dict[str, Any] | None = None
+        self._state_checked = False
+        keys = view.primary_keys
+        self._key: Callable[[dict[str, Any]], Any] = (
+            operator.itemgetter(*keys) if keys else lambda record: ()
+        )
 
     @property
     @override
@@ -129,25 +142,84 @@ class ViewStream(RESTStream[PageToken]):
         return bool(self.config.get("emit_activate_version_messages", True))
 
     @override
-    def _generate_record_messages(
-        self, record: dict[str, Any]
-    ) -> Generator[RecordMessage, None, None]:
-        # post_process already emits only the schema's properties; when none is deselected the
-        # SDK's per-record walk over the selection mask changes nothing, so it is skipped.
+    def _write_record_message(self, record: dict[str, Any]) -> None:
+        # post_process already emits only the schema's properties; when none is deselected and
+        # one map applies, the record goes straight to the writer, without the SDK's per-record
+        # walk over the selection mask and message object.
+        writer = self._tap.message_writer
         if self._all_selected is None:
             self._all_selected = all(self.mask.values())
-        if not self._all_selected or len(self.stream_maps) != 1:
-            yield from super()._generate_record_messages(record)
+        if (
+            not self._all_selected
+            or len(self.stream_maps) != 1
+            or not isinstance(writer, HueyMessageWriter)
+        ):
+            super()._write_record_message(record)
             return
         stream_map = self.stream_maps[0]
         mapped = stream_map.transform(record)
         if mapped is not None:
-            yield RecordMessage(
-                stream=stream_map.stream_alias,
-                record=mapped,
-                version=self._stream_version,
-                time_extracted=utc_now(),
+            writer.hold_record(
+                stream_map.stream_alias,
+                mapped,
+                self._stream_version,
+                self._extracted_at or utc_now(),
             )
+        self.state_manager.is_flushed = False
+
+    @override
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Generator[dict[str, Any], Any, Any]:
+        # The SDK writes no STATE when the bookmark did not move: the records held back for
+        # writing in batches are written when the view ends, however it ends.
+        try:
+            yield from super()._sync_records(context, write_messages=write_messages)
+        finally:
+            writer = self._tap.message_writer
+            if isinstance(writer, HueyMessageWriter):
+                writer.write_held()
+
+    @override
+    def _increment_stream_state(
+        self, latest_record: dict[str, Any], *, context: Context | None = None
+    ) -> None:
+        # For a view read in bookmark order, the SDK sets the bookmark to each record's value in
+        # turn; once it has made the entry, a plain string or integer is set here directly.
+        state = self._sorted_state
+        if state is not None and context is None and self.replication_key:
+            value = latest_record.get(self.replication_key)
+            if value.__class__ is str or value.__class__ is int:
+                state["replication_key_value"] = value
+                return
+        super()._increment_stream_state(latest_record, context=context)
+        if state is None and not self._state_checked:
+            self._state_checked = True
+            self._sorted_state = self._sorted_bookmark(context)
+
+    def _sorted_bookmark(self, context: Context | None) -> dict[str, Any] | None:
+        """The state entry holding the bookmark, when the SDK keeps it as the latest value."""
+        if (
+            context is not None
+            or not self.replication_key
+            or not self.is_sorted
+            or self.replication_method != REPLICATION_INCREMENTAL
+            or self.state_partitioning_keys is not None
+        ):
+            return None
+        state = self.stream_state
+        return state if state.get("replication_key") == self.replication_key else None
+
+    @override
+    def _process_record(
+        self,
+        record: dict[str, Any],
+        child_context: Context | None = None,
+        partition_context: Context | None = None,
+    ) -> None:
+        # Views have no partitions and no child streams: nothing to add to a record or to sync.
+        if partition_context or self.child_streams:
+            super()._process_record(record, child_context, partition_context)
 
     @override
     def _write_activate_version_message(self, full_table_version: int) -> None:
@@ -306,9 +378,6 @@ class ViewStream(RESTStream[PageToken]):
                 return True
         return False
 
-    def _key(self, record: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(record.get(k) for k in self.view.primary_keys)
-
     def _fail(self, error: BaseException, page: str) -> HueyError:
         if isinstance(error, requests.exceptions.SSLError):
             return CaspioAPIError(
@@ -327,7 +396,7 @@ class ViewStream(RESTStream[PageToken]):
 
     def _pages(
         self, context: Context | None, token: PageToken, label: str
-    ) -> Generator[list[dict[str, Any]], None, None]:
+    ) -> Generator[Page, None, None]:
         """The pages of one run of the view (or of one key range), until a short page.
 
         Raises:
@@ -344,9 +413,10 @@ class ViewStream(RESTStream[PageToken]):
                 records, pagination = fetch(context, token)
             except FAILURES as error:
                 raise self._fail(error, where) from None
+            fetched = utc_now()
             if pagination and self._expected is None and pagination.get("TotalCount") is not None:
                 self._expected = int(pagination["TotalCount"])
-            keys = [self._key(r) for r in records]
+            keys = self._keys(records)
             repeated = [k for k in keys if k in previous]
             if (keys and len(repeated) == len(keys)) or self._out_of_range(token, records):
                 raise CaspioAPIError(
@@ -367,17 +437,30 @@ class ViewStream(RESTStream[PageToken]):
                     len(repeated),
                 )
                 records = [r for r, k in zip(records, keys, strict=True) if k not in previous]
-            yield records
-            if len(keys) < self.settings.page_size:
-                return
-            previous = set(keys)
-            if keyset:
+            full = len(keys) == self.settings.page_size
+            # The next page is worked out before this one is handed on: its rows are converted
+            # in place from then on, possibly by another thread.
+            if full and keyset:
                 last = records[-1]
                 token = PageToken(
                     after=tuple(last.get(c) for c in self.view.order), upper=token.upper
                 )
-            else:
+            elif full:
                 token = PageToken(number=token.number + 1)
+            yield fetched, records
+            if not full:
+                return
+            previous = set(keys)
+
+    def _keys(self, records: list[dict[str, Any]]) -> list[Any]:
+        """The primary key of each record (a tuple for a compound key)."""
+        try:
+            return list(map(self._key, records))
+        except KeyError:  # a row without its key field: compared as null
+            keys = self.view.primary_keys
+            return [
+                tuple(r.get(k) for k in keys) if len(keys) > 1 else r.get(keys[0]) for r in records
+            ]
 
     def _ranges(self, first_page: list[dict[str, Any]]) -> list[PageToken]:
         """Key ranges for the rest of a large view, read side by side; empty to read on in order."""
@@ -417,9 +500,7 @@ class ViewStream(RESTStream[PageToken]):
             for index, (lower, upper) in enumerate(ranges)
         ]
 
-    def _side_by_side(
-        self, context: Context | None, ranges: list[PageToken]
-    ) -> Iterator[list[dict[str, Any]]]:
+    def _side_by_side(self, context: Context | None, ranges: list[PageToken]) -> Iterator[Page]:
         """The pages of every range, fetched `max_parallel_requests` ranges at a time, yielded in order."""
         parallel = self.settings.max_parallel_requests
         stop = threading.Event()
@@ -463,6 +544,7 @@ class ViewStream(RESTStream[PageToken]):
     def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         self._start_filter = self._bookmark_filter(context)
         self._expected = None
+        self._sorted_state, self._state_checked = None, False
         self.logger.info(
             "View '%s': reading ordered by %s with %s paging%s.",
             self.name,
@@ -473,11 +555,11 @@ class ViewStream(RESTStream[PageToken]):
         started = time.monotonic()
         rows = 0
         try:
-            pages: Iterator[list[dict[str, Any]]]
+            pages: Iterator[Page]
             sequential = self._pages(context, PageToken(), "")
             pages = sequential
             first = next(sequential)
-            ranges = self._ranges(first)
+            ranges = self._ranges(first[1])
             if ranges:
                 sequential.close()
                 self.logger.info(
@@ -487,7 +569,7 @@ class ViewStream(RESTStream[PageToken]):
                     self.settings.max_parallel_requests,
                 )
                 pages = self._side_by_side(context, ranges)
-            for page in itertools.chain([first], pages):
+            for self._extracted_at, page in itertools.chain([first], pages):
                 self._page_number += 1
                 yield from page
                 rows += len(page)
@@ -538,22 +620,25 @@ class ViewStream(RESTStream[PageToken]):
             "Rows were lost in paging; run again, and report this if it repeats."
         )
 
-    def _conversion_plan(self) -> tuple[list[str], list[tuple[str, Callable[[Any], Any]]]]:
+    def _conversion_plan(self) -> Plan:
         """The schema's properties in order, and those whose values need converting."""
         if self._plan is None:
             fields = {f.name: f for f in self.view.fields}
             names = [name for name in self.schema.get("properties", {}) if name in fields]
             converted = [(n, fields[n].converter()) for n in names if not fields[n].is_text]
-            self._plan = (names, converted)
+            self._plan = (names, frozenset(names), converted)
         return self._plan
 
     @override
     def post_process(
         self, row: dict[str, Any], context: Context | None = None
     ) -> dict[str, Any] | None:
-        names, converted = self._conversion_plan()
-        get = row.get
-        record = {name: get(name) for name in names}
+        names, expected, converted = self._conversion_plan()
+        if row.keys() == expected:  # the usual row: exactly the schema's fields, converted in place
+            record = row
+        else:
+            get = row.get
+            record = {name: get(name) for name in names}
         for name, convert in converted:
             value = record[name]
             if value is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
-from functools import cached_property
+from functools import cached_property, partial
 from types import FrameType
 from typing import Any
 
@@ -59,9 +59,22 @@ class TapHuey(Tap):
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # The SDK writes the state and exits 0; a stopped run must not look like a finished one.
+        writer = self.message_writer
+        if isinstance(writer, HueyMessageWriter) and writer.writing:
+            # Writing now would cut the output mid-line: stop once the write under way is done,
+            # unless a signal came before and that write is stuck (a reader that went away).
+            if writer.after_write is None:
+                writer.after_write = partial(self._stop, signum)
+                return
+            sys.exit(128 + signum)
+        self._stop(signum)
+
+    def _stop(self, signum: int) -> None:
         self.logger.error(
             "Stopped by signal %d before the sync finished; the state written resumes it.", signum
         )
+        if isinstance(self.message_writer, HueyMessageWriter):
+            self.message_writer.write_held()
         self._state_writer.write_state(self.state)
         sys.exit(128 + signum)
 

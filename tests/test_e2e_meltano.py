@@ -99,9 +99,11 @@ def table(schema: str, view: str) -> tuple[dict[str, str], list[dict[str, Any]]]
     return types, rows
 
 
-def _postgres_value(value: Any, schema_type: str) -> Any:
+def _postgres_value(value: Any, schema_type: str, aware: bool) -> Any:
     if value is None:
         return None
+    if schema_type == "date-time" and aware:  # timestamptz: the instant, compared as such
+        return datetime.fromisoformat(value)
     if schema_type == "date-time":
         return datetime.fromisoformat(value).astimezone(timezone.utc).replace(tzinfo=None)
     if isinstance(value, str):
@@ -109,21 +111,36 @@ def _postgres_value(value: Any, schema_type: str) -> Any:
     return value
 
 
-def expected_postgres(server: SandboxServer, view: str) -> dict[Any, dict[str, Any]]:
+def expected_postgres(
+    server: SandboxServer, view: str, zone: str | None = None
+) -> dict[Any, dict[str, Any]]:
+    """The rows target-postgres should hold: date-times as naive UTC, or as instants (for
+    timestamptz columns) when the tap ran with `zone`."""
     formats = {
         f["Name"]: "date-time" if f["Type"] in ("DATE/TIME", "TIMESTAMP") else ""
         for f in server.fields(view)
     }
     return {
-        key: {name: _postgres_value(value, formats.get(name, "")) for name, value in record.items()}
-        for key, record in expected_by_key(server, view).items()
+        key: {
+            name: _postgres_value(value, formats.get(name, ""), zone is not None)
+            for name, value in record.items()
+        }
+        for key, record in expected_by_key(server, view, zone or "UTC").items()
     }
 
 
-def loaded(schema: str, server: SandboxServer, view: str) -> dict[Any, dict[str, Any]]:
+def loaded(
+    schema: str, server: SandboxServer, view: str, deleted: bool = True
+) -> dict[Any, dict[str, Any]]:
+    """The loaded rows by key, without the target's `_sdc_` columns; `deleted=False` leaves out
+    rows the target marked deleted."""
     _, rows = table(schema, view)
     key = server.key_of(view)
-    return {row[key]: {k: v for k, v in row.items() if not k.startswith("_sdc_")} for row in rows}
+    return {
+        row[key]: {k: v for k, v in row.items() if not k.startswith("_sdc_")}
+        for row in rows
+        if deleted or row.get("_sdc_deleted_at") is None
+    }
 
 
 CASPIO_TO_POSTGRES = {
@@ -175,6 +192,46 @@ def test_postgres_timestamps_hold_the_right_instant(source: SandboxServer, schem
     assert rows[3]["Tags"] == [] and rows[2]["Tags"] is None
     assert rows[10]["Scores"] == [Decimal("12345678901234"), Decimal("1E-9")]
     assert rows[4]["Whole"] == 2147483647 and rows[4]["Amount"] == Decimal("999999999999.99")
+
+
+def readme_timestamptz_sql(schema: str) -> str:
+    """The README's block that turns a schema's timestamp columns into timestamptz, for `schema`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- timestamptz:start -->")[1].split("<!-- timestamptz:end -->")[0]
+    sql = block.strip().removeprefix("```sql").removesuffix("```")
+    assert "'huey'" in sql
+    return sql.replace("'huey'", f"'{schema}'")
+
+
+ZONE = "Asia/Tokyo"
+
+
+def test_timestamptz_columns_made_as_the_readme_says_keep_their_type_and_instants(
+    schema: str,
+) -> None:
+    with SandboxServer(rows=200, seed=29) as server:
+        env = {"TARGET_POSTGRES_DEFAULT_TARGET_SCHEMA": schema, "TAP_HUEY_TIMEZONE": ZONE}
+        suffix = uuid.uuid4().hex[:8]
+        meltano_run(server, "target-postgres", env, "--state-id-suffix", suffix)
+        with psycopg.connect(POSTGRES, autocommit=True) as connection:
+            connection.execute(readme_timestamptz_sql(schema).encode())
+        server.update("Providers", 17, {"VerifiedDate": "2025-03-30T01:30:00"})
+        server.insert("Providers", 3)
+        server.delete(
+            "Provider_Locations", [next(iter(expected_by_key(server, "Provider_Locations")))]
+        )
+
+        log = meltano_run(server, "target-postgres", env, "--state-id-suffix", suffix)
+
+        assert "from LastUpdated >=" in log  # the second run was incremental
+        for view in server.views():
+            types, _ = table(schema, view)
+            for field in server.fields(view):
+                if field["Type"] in ("DATE/TIME", "TIMESTAMP"):
+                    assert types[field["Name"]] == "timestamp with time zone", (view, field)
+            assert loaded(schema, server, view, deleted=False) == expected_postgres(
+                server, view, ZONE
+            ), view
 
 
 def test_json_and_xml_runs_load_identical_tables(source: SandboxServer, schema: str) -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import signal
 import subprocess
 import threading
 import time
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -20,6 +24,7 @@ from tap_huey.errors import HueyError
 from tap_huey.fields import CaspioField
 from tap_huey.output import HueyMessageWriter
 from tap_huey.streams import parse_json_page
+from tap_huey.tap import TapHuey
 from tests.conftest import tap_config, tap_env
 from tests.singer import BIN, Output, by_key, expected_by_key, run_cli, run_tap
 
@@ -252,6 +257,56 @@ def test_local_mean_time_offsets_with_seconds_are_given_in_utc() -> None:
 
     assert field.converter()("1930-06-01T12:00:00") == "1930-06-01T10:40:28+00:00"
     assert field.converter()("2024-06-01T12:00:00") == "2024-06-01T12:00:00+02:00"
+
+
+def test_a_time_of_day_that_does_not_exist_is_refused_even_on_a_known_day() -> None:
+    convert = CaspioField("When", "DATE/TIME", zone=ZoneInfo("America/New_York")).converter()
+
+    assert convert("2024-06-01T12:00:00") == "2024-06-01T12:00:00-04:00"  # the day is now known
+    for impossible in ("2024-06-01T24:00:00", "2024-06-01T12:60:00", "2024-06-01T12:00:00Z"):
+        with pytest.raises(ValueError):
+            convert(impossible)
+
+
+def test_a_stop_signal_during_a_write_lets_it_finish_then_writes_state_and_exits(
+    sandbox: SandboxServer,
+) -> None:
+    tap = TapHuey(config=tap_config(sandbox), parse_env_config=False)
+    writer = tap.message_writer
+    assert isinstance(writer, HueyMessageWriter)
+    writer.hold_record("Providers", {"ProviderID": 1}, None, datetime.now(timezone.utc))
+    out = io.StringIO()
+
+    with contextlib.redirect_stdout(out):
+        writer.writing = True  # as if the signal came while records were being written
+        tap._handle_termination(signal.SIGTERM, None)
+        assert out.getvalue() == ""  # nothing written in the middle of that write
+        writer.writing = False
+        with pytest.raises(SystemExit) as stopped:
+            writer.write_held()  # the write finishes; the stop follows it
+
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert [json.loads(line)["type"] for line in out.getvalue().splitlines()] == ["RECORD", "STATE"]
+
+    writer.writing = True
+    tap._handle_termination(signal.SIGTERM, None)
+    with pytest.raises(SystemExit):  # a second signal while a write is stuck ends the run at once
+        tap._handle_termination(signal.SIGTERM, None)
+
+
+def test_records_held_for_a_batch_are_written_even_with_a_lone_surrogate_among_them() -> None:
+    writer = HueyMessageWriter()
+    now = datetime.now(timezone.utc)
+    writer.hold_record("S", {"Text": "fine"}, None, now)
+    writer.hold_record("S", {"Text": "Dr. Zo\ud83d"}, 7, now)
+    out = io.StringIO()
+
+    with contextlib.redirect_stdout(out):
+        writer.write_held()
+
+    lines = out.getvalue().splitlines()
+    assert [json.loads(line)["record"]["Text"] for line in lines] == ["fine", "Dr. Zo\ud83d"]
+    assert '"Dr. Zo\\ud83d"' in lines[1] and json.loads(lines[1])["version"] == 7
 
 
 class _LoneSurrogate(BaseHTTPRequestHandler):
