@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -202,6 +203,17 @@ class CaspioField:
         return self.type not in INTEGER_TYPES | NUMBER_TYPES | DATETIME_TYPES | {"YES/NO"} and (
             self.type not in LIST_TYPES
         )
+
+    @property
+    def emitted_type(self) -> builtins.type:
+        """The class a value already has when it needs no conversion (NoneType: always converted)."""
+        if self.type in INTEGER_TYPES:
+            return int
+        if self.type in NUMBER_TYPES:
+            return Decimal
+        if self.type == "YES/NO":
+            return bool
+        return type(None)
 
     def converter(self) -> Callable[[Any], Any]:
         """A function that turns one raw JSON or XML value into the value the tap emits."""

@@ -45,7 +45,7 @@ FAILURES: tuple[type[Exception], ...] = (FatalAPIError, *RETRIED_EXCEPTIONS)
 # A page as read: when it arrived, and its rows.
 Page = tuple[datetime, list[dict[str, Any]]]
 # The schema's properties (as a list and as a set), and those whose values need converting.
-Plan = tuple[list[str], frozenset[str], list[tuple[str, Callable[[Any], Any]]]]
+Plan = tuple[list[str], frozenset[str], list[tuple[str, type, Callable[[Any], Any]]]]
 
 
 def parse_json_page(content: bytes) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
@@ -625,7 +625,11 @@ class ViewStream(RESTStream[PageToken]):
         if self._plan is None:
             fields = {f.name: f for f in self.view.fields}
             names = [name for name in self.schema.get("properties", {}) if name in fields]
-            converted = [(n, fields[n].converter()) for n in names if not fields[n].is_text]
+            converted = [
+                (n, fields[n].emitted_type, fields[n].converter())
+                for n in names
+                if not fields[n].is_text
+            ]
             self._plan = (names, frozenset(names), converted)
         return self._plan
 
@@ -639,9 +643,9 @@ class ViewStream(RESTStream[PageToken]):
         else:
             get = row.get
             record = {name: get(name) for name in names}
-        for name, convert in converted:
+        for name, emitted, convert in converted:
             value = record[name]
-            if value is None:
+            if value is None or value.__class__ is emitted:
                 continue
             try:
                 record[name] = convert(value)
