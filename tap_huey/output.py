@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -13,6 +15,8 @@ from singer_sdk.singerlib import RecordMessage
 from singer_sdk.singerlib.encoding.base import GenericSingerWriter
 from singer_sdk.singerlib.encoding.simple import Message
 from typing_extensions import override
+
+from tap_huey.errors import HueyError
 
 # RECORD messages held before they are written in one go; any other message writes them first.
 HELD_RECORDS = 500
@@ -43,6 +47,18 @@ def encode_lines(contents: list[dict[str, Any]]) -> bytes:
         return b"".join(map(encode, contents))
 
 
+class OutputClosed(HueyError):
+    """The reader of the tap's standard output went away."""
+
+
+def _write_all(buffer: Any, data: bytes) -> None:
+    """Write every byte: a signal during a blocked write can make `write` return early."""
+    view = memoryview(data)
+    while view:
+        written = buffer.write(view)
+        view = view[written if written is not None else len(view) :]
+
+
 class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
     """Writes one JSON line per message; RECORD lines go out in batches, before any other message.
 
@@ -54,6 +70,7 @@ class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
         super().__init__()
         self._held: list[dict[str, Any]] = []
         self.writing = False
+        self.closed = False
         # Called once the write under way has finished (set by a signal handler during one).
         self.after_write: Callable[[], None] | None = None
 
@@ -92,6 +109,15 @@ class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
             return
         self._write(self.format_message(message), flush=True)
 
+    def _close(self, stream: Any) -> None:
+        """Stop writing: nothing more reaches a closed pipe, not even at exit."""
+        self.closed = True
+        self._held.clear()
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+
     def write_held(self) -> None:
         """Write the records held so far (at the end of a view, when no STATE follows them)."""
         if self._held:
@@ -99,6 +125,9 @@ class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
 
     def _write(self, tail: bytes, flush: bool) -> None:
         """The held records, then `tail`; they are forgotten only once written."""
+        if self.closed:
+            self._held.clear()
+            return
         data = encode_lines(self._held) + tail if self._held else tail
         stream = sys.stdout
         buffer = getattr(stream, "buffer", None)
@@ -107,10 +136,15 @@ class HueyMessageWriter(GenericSingerWriter[bytes, Message]):
             if buffer is None:
                 stream.write(data.decode("utf-8"))
             else:
-                buffer.write(data)
+                _write_all(buffer, data)
             self._held.clear()
             if flush:
                 stream.flush()
+        except BrokenPipeError:
+            self._close(stream)
+            raise OutputClosed(
+                "The program reading tap-huey's output closed it (broken pipe); the run stopped."
+            ) from None
         finally:
             self.writing = False
         callback, self.after_write = self.after_write, None

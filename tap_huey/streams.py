@@ -30,7 +30,7 @@ from typing_extensions import override
 from tap_huey.client import CaspioClient, view_path
 from tap_huey.errors import BadPayload, CaspioAPIError, HueyError, hint
 from tap_huey.fields import PK_ID, where_literal
-from tap_huey.output import HueyMessageWriter
+from tap_huey.output import HueyMessageWriter, OutputClosed
 from tap_huey.paging import PageToken, comparable, outside, split, splittable
 from tap_huey.retry import RETRIED_EXCEPTIONS, describe_failure
 from tap_huey.views import ViewSpec
@@ -172,9 +172,14 @@ class ViewStream(RESTStream[PageToken]):
         self, context: Context | None = None, *, write_messages: bool = True
     ) -> Generator[dict[str, Any], Any, Any]:
         # The SDK writes no STATE when the bookmark did not move: the records held back for
-        # writing in batches are written when the view ends, however it ends.
+        # writing in batches are written when the view ends, however it ends. A failure (a value
+        # that cannot be read, say) leaves a state covering exactly the records sent.
         try:
             yield from super()._sync_records(context, write_messages=write_messages)
+        except HueyError as error:
+            if write_messages and not isinstance(error, OutputClosed):
+                self._write_state_message()
+            raise
         finally:
             writer = self._tap.message_writer
             if isinstance(writer, HueyMessageWriter):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -17,7 +18,7 @@ from typing_extensions import override
 from tap_huey.client import CaspioClient
 from tap_huey.errors import HueyConfigError, HueyError
 from tap_huey.fields import CaspioField
-from tap_huey.output import HueyMessageWriter
+from tap_huey.output import HueyMessageWriter, OutputClosed
 from tap_huey.settings import CONFIG_SCHEMA, NUMBER_SETTINGS, Settings, load_settings
 from tap_huey.streams import ViewStream
 from tap_huey.views import (
@@ -49,6 +50,7 @@ class TapHuey(Tap):
     message_writer_class = HueyMessageWriter
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._stopping = False
         try:
             super().__init__(*args, **kwargs)
         except HueyError:
@@ -59,23 +61,28 @@ class TapHuey(Tap):
     @override
     def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
         # The SDK writes the state and exits 0; a stopped run must not look like a finished one.
+        if self._stopping:
+            # A second signal: the first one's stop is stuck writing to a reader that went away.
+            # Writing anything more, even at exit, would block again.
+            self.logger.error("Stopped by signal %d again; exiting without writing more.", signum)
+            os._exit(128 + signum)
+        self._stopping = True
         writer = self.message_writer
         if isinstance(writer, HueyMessageWriter) and writer.writing:
-            # Writing now would cut the output mid-line: stop once the write under way is done,
-            # unless a signal came before and that write is stuck (a reader that went away).
-            if writer.after_write is None:
-                writer.after_write = partial(self._stop, signum)
-                return
-            sys.exit(128 + signum)
+            # Writing now would cut the output mid-line: stop once the write under way is done.
+            self.logger.error("Signal %d: stopping once the output written now is taken.", signum)
+            writer.after_write = partial(self._stop, signum)
+            return
         self._stop(signum)
 
     def _stop(self, signum: int) -> None:
         self.logger.error(
             "Stopped by signal %d before the sync finished; the state written resumes it.", signum
         )
-        if isinstance(self.message_writer, HueyMessageWriter):
-            self.message_writer.write_held()
-        self._state_writer.write_state(self.state)
+        with suppress(OutputClosed):  # a reader that went away gets nothing more
+            if isinstance(self.message_writer, HueyMessageWriter):
+                self.message_writer.write_held()
+            self._state_writer.write_state(self.state)
         sys.exit(128 + signum)
 
     @cached_property

@@ -288,10 +288,90 @@ def test_a_stop_signal_during_a_write_lets_it_finish_then_writes_state_and_exits
     assert stopped.value.code == 128 + signal.SIGTERM
     assert [json.loads(line)["type"] for line in out.getvalue().splitlines()] == ["RECORD", "STATE"]
 
-    writer.writing = True
-    tap._handle_termination(signal.SIGTERM, None)
-    with pytest.raises(SystemExit):  # a second signal while a write is stuck ends the run at once
-        tap._handle_termination(signal.SIGTERM, None)
+
+def _tap_process(server: SandboxServer, tmp_path: Path, **settings: Any) -> subprocess.Popen[bytes]:
+    """tap-huey reading `Providers` page after page, its output in a pipe this test reads (or not)."""
+    config = tap_config(server, views=["Providers"], page_size=100, **settings)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    return subprocess.Popen(
+        [str(BIN / "tap-huey"), "--config", str(tmp_path / "config.json")],
+        stdout=subprocess.PIPE,
+        stderr=(tmp_path / "stderr.log").open("w"),
+    )
+
+
+@pytest.mark.timeout(90)
+def test_sigterm_while_the_reader_is_not_reading_leaves_whole_lines_and_a_state_that_resumes(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    process = _tap_process(fresh_sandbox, tmp_path)
+    time.sleep(2.5)  # the pipe filled long ago: the tap is blocked in the middle of a write
+
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    out, _ = process.communicate(timeout=30)
+
+    lines = out.decode().splitlines()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert [json.loads(line)["type"] for line in lines][-1] == "STATE"  # every line whole
+    output = Output(lines)
+    records = output.records("Providers")
+    bookmark = output.last_state["bookmarks"]["Providers"]["replication_key_value"]
+    assert records and bookmark == records[-1]["LastUpdated"]
+    resumed = run_tap(tap_config(fresh_sandbox, views=["Providers"]), state=output.last_state)
+    seen = {r["ProviderID"] for r in records + resumed.records("Providers")}
+    assert seen == {r["ProviderID"] for r in fresh_sandbox.rows("Providers")}
+
+
+@pytest.mark.timeout(90)
+def test_a_second_signal_while_the_output_is_stuck_ends_the_run_at_once(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    process = _tap_process(fresh_sandbox, tmp_path)  # its output is never read
+    time.sleep(2.5)
+
+    process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert process.poll() is None  # the first waits for the write under way
+    process.send_signal(signal.SIGTERM)
+
+    assert process.wait(timeout=10) == 128 + signal.SIGTERM
+    assert "again; exiting without writing more" in (tmp_path / "stderr.log").read_text()
+    assert process.stdout is not None
+    process.stdout.close()
+
+
+@pytest.mark.timeout(90)
+def test_a_reader_that_closes_the_output_gets_one_plain_error(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    process = _tap_process(fresh_sandbox, tmp_path)
+    assert process.stdout is not None
+
+    process.stdout.read(100)
+    process.stdout.close()
+
+    assert process.wait(timeout=30) == 1
+    stderr = (tmp_path / "stderr.log").read_text()
+    assert "closed it (broken pipe)" in stderr
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr
+
+
+def test_a_value_that_cannot_be_read_leaves_a_state_covering_the_records_sent(
+    fresh_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    bad = _ordered(fresh_sandbox)[250]
+    fresh_sandbox.update("Providers", bad["ProviderID"], {"YearsInPractice": "many"})
+    config = tap_config(fresh_sandbox, views=["Providers"], page_size=100)
+
+    output = run_cli([], config, tmp_path)
+
+    assert output.exit_code == 1
+    assert "cannot read value 'many'" in output.stderr
+    assert json.loads(output.lines[-1])["type"] == "STATE"
+    records = output.records("Providers")
+    bookmark = output.last_state["bookmarks"]["Providers"]["replication_key_value"]
+    assert len(records) >= 200 and bookmark == records[-1]["LastUpdated"]
 
 
 def test_records_held_for_a_batch_are_written_even_with_a_lone_surrogate_among_them() -> None:
