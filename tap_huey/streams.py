@@ -467,19 +467,29 @@ class ViewStream(RESTStream[PageToken]):
                 tuple(r.get(k) for k in keys) if len(keys) > 1 else r.get(keys[0]) for r in records
             ]
 
-    def _ranges(self, first_page: list[dict[str, Any]]) -> list[PageToken]:
-        """Key ranges for the rest of a large view, read side by side; empty to read on in order."""
+    def _may_split(self) -> bool:
+        """Whether settings allow reading a view as key ranges at all."""
+        field = self.view.field(self.view.order[0])
+        return (
+            self.settings.max_parallel_requests > 1
+            and self.settings.paging == "keyset"
+            and splittable(field)
+        )
+
+    def _ranges(self, page: list[dict[str, Any]], read: int) -> list[PageToken]:
+        """Key ranges for the rest of a large view after `page` (`read` rows so far), read side by
+        side; empty to read on in order, which a server answering fast does not need."""
         parallel = self.settings.max_parallel_requests
         field = self.view.field(self.view.order[0])
-        last = first_page[-1] if first_page else {}
+        last = page[-1] if page else {}
         low = last.get(field.name)
-        if parallel < 2 or self.settings.paging != "keyset" or low is None or not splittable(field):
+        if not self._may_split() or low is None or len(page) < self.settings.page_size:
             return []
-        if len(first_page) < self.settings.page_size:
+        if self._last_wait < PARALLEL_WHEN_PAGE_TAKES:
             return []
         if (
             self._expected is not None
-            and self._expected < len(first_page) + 2 * parallel * self.settings.page_size
+            and self._expected < read + 2 * parallel * self.settings.page_size
         ):
             return []
         where = self._where()
@@ -495,7 +505,7 @@ class ViewStream(RESTStream[PageToken]):
         total = int(stats[0]["n"])
         if self._expected is None:
             self._expected = total
-        pages = -(-(total - len(first_page)) // self.settings.page_size)
+        pages = -(-(total - read) // self.settings.page_size)
         if pages < 2 * parallel:
             return []
         after = tuple(last.get(c) for c in self.view.order)
@@ -563,8 +573,12 @@ class ViewStream(RESTStream[PageToken]):
             pages: Iterator[Page]
             sequential = self._pages(context, PageToken(), "")
             pages = sequential
-            first = next(sequential)
-            ranges = self._ranges(first[1])
+            head = [next(sequential)]
+            if self._may_split() and len(head[0][1]) == self.settings.page_size:
+                # The first page also counts the rows: the second, a page like any other, tells
+                # whether pages are slow enough to be worth reading side by side.
+                head.extend(itertools.islice(sequential, 1))
+            ranges = self._ranges(head[-1][1], sum(len(page) for _, page in head))
             if ranges:
                 sequential.close()
                 self.logger.info(
@@ -574,7 +588,7 @@ class ViewStream(RESTStream[PageToken]):
                     self.settings.max_parallel_requests,
                 )
                 pages = self._side_by_side(context, ranges)
-            for self._extracted_at, page in itertools.chain([first], pages):
+            for self._extracted_at, page in itertools.chain(head, pages):
                 self._page_number += 1
                 yield from page
                 rows += len(page)
