@@ -297,9 +297,12 @@ def _convert_number(value: Any) -> Decimal | None:
     if isinstance(value, (int, Decimal)):
         return Decimal(value)
     try:
-        return Decimal(str(value).strip())
+        number = Decimal(str(value).strip())
     except InvalidOperation as error:
         raise ValueError(f"{value!r} is not a number") from error
+    if not number.is_finite():  # NaN and infinities have no JSON number, nor a place in a column
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
 
 
 def _convert_list_number(value: Any) -> Decimal | None:

@@ -82,7 +82,8 @@ class TapHuey(Tap):
         with suppress(OutputClosed):  # a reader that went away gets nothing more
             if isinstance(self.message_writer, HueyMessageWriter):
                 self.message_writer.write_held()
-            self._state_writer.write_state(self.state)
+            if self.state:  # before the input state is loaded there is nothing to resume from
+                self._state_writer.write_state(self.state)
         sys.exit(128 + signum)
 
     @cached_property

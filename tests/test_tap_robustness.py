@@ -271,7 +271,9 @@ def test_a_time_of_day_that_does_not_exist_is_refused_even_on_a_known_day() -> N
 def test_a_stop_signal_during_a_write_lets_it_finish_then_writes_state_and_exits(
     sandbox: SandboxServer,
 ) -> None:
-    tap = TapHuey(config=tap_config(sandbox), parse_env_config=False)
+    bookmark = {"replication_key": "LastUpdated", "replication_key_value": "2024-01-01T00:00:00Z"}
+    state = {"bookmarks": {"Providers": bookmark}}
+    tap = TapHuey(config=tap_config(sandbox), state=state, parse_env_config=False)
     writer = tap.message_writer
     assert isinstance(writer, HueyMessageWriter)
     writer.hold_record("Providers", {"ProviderID": 1}, None, datetime.now(timezone.utc))
@@ -287,6 +289,19 @@ def test_a_stop_signal_during_a_write_lets_it_finish_then_writes_state_and_exits
 
     assert stopped.value.code == 128 + signal.SIGTERM
     assert [json.loads(line)["type"] for line in out.getvalue().splitlines()] == ["RECORD", "STATE"]
+
+
+def test_a_stop_signal_before_the_sync_starts_writes_no_empty_state(
+    sandbox: SandboxServer,
+) -> None:
+    tap = TapHuey(config=tap_config(sandbox), parse_env_config=False)
+    out = io.StringIO()
+
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as stopped:
+        tap._handle_termination(signal.SIGTERM, None)
+
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert out.getvalue() == ""  # a `{}` state would make the next run start from scratch
 
 
 def _tap_process(server: SandboxServer, tmp_path: Path, **settings: Any) -> subprocess.Popen[bytes]:
@@ -357,17 +372,21 @@ def test_a_reader_that_closes_the_output_gets_one_plain_error(
     assert "Traceback" not in stderr and "Exception ignored" not in stderr
 
 
+@pytest.mark.parametrize(
+    ("name", "value"), [("YearsInPractice", "many"), ("VisitFee", "NaN"), ("Rating", "-Infinity")]
+)
 def test_a_value_that_cannot_be_read_leaves_a_state_covering_the_records_sent(
-    fresh_sandbox: SandboxServer, tmp_path: Path
+    fresh_sandbox: SandboxServer, tmp_path: Path, name: str, value: str
 ) -> None:
     bad = _ordered(fresh_sandbox)[250]
-    fresh_sandbox.update("Providers", bad["ProviderID"], {"YearsInPractice": "many"})
+    fresh_sandbox.update("Providers", bad["ProviderID"], {name: value})
     config = tap_config(fresh_sandbox, views=["Providers"], page_size=100)
 
     output = run_cli([], config, tmp_path)
 
     assert output.exit_code == 1
-    assert "cannot read value 'many'" in output.stderr
+    assert f"field '{name}': cannot read value '{value}'" in output.stderr
+    assert "Traceback" not in output.stderr
     assert json.loads(output.lines[-1])["type"] == "STATE"
     records = output.records("Providers")
     bookmark = output.last_state["bookmarks"]["Providers"]["replication_key_value"]
